@@ -1,0 +1,216 @@
+"""One typed configuration object.
+
+Precedence, lowest first: ``conf/clickstream.toml`` (or the file named by ``--config`` /
+``CLICKSTREAM_CONFIG``), then environment variables, then command-line flags (applied by the
+entry points through :func:`with_overrides`). Secrets are read from the environment only and never
+appear in ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "clickstream.toml"
+
+# Well-known names users already export on their clusters; they win over the generic
+# CLICKSTREAM_<SECTION>_<KEY> form.
+ENDPOINT_ENV = {
+    ("kafka", "bootstrap_servers"): "KAFKA_BOOTSTRAP_SERVERS",
+    ("cassandra", "hosts"): "CASSANDRA_HOSTS",
+    ("elasticsearch", "nodes"): "ES_NODES",
+}
+
+
+class ConfigError(ValueError):
+    """Bad configuration: the message names the setting and what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str
+    topic: str
+    partitions: int
+    replication_factor: int
+
+
+@dataclass(frozen=True)
+class CassandraConfig:
+    hosts: str
+    port: int
+    keyspace: str
+    local_dc: str
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ElasticsearchConfig:
+    nodes: str
+    port: int
+    index: str
+    wan_only: bool
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the first node, for admin calls (alias swap, index deletion)."""
+        first = self.nodes.split(",")[0].strip()
+        scheme, sep, rest = first.partition("://")
+        if not sep:
+            scheme, rest = "http", first
+        has_port = ":" in rest.rsplit("]", 1)[-1]
+        return f"{scheme}://{rest if has_port else f'{rest}:{self.port}'}"
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    event_log_dir: str
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    checkpoint: str
+    trigger_interval: str
+    max_offsets_per_trigger: int
+    starting_offsets: str
+    query_name: str
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    look_ahead_seconds: int
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig
+    cassandra: CassandraConfig
+    elasticsearch: ElasticsearchConfig
+    spark: SparkConfig
+    stream: StreamConfig
+    aggregate: AggregateConfig
+    source: str = "defaults"
+
+    def resolve_path(self, value: str) -> str:
+        """Relative local paths in the config are relative to the project root; URIs stay."""
+        if "://" in value or value.startswith("/"):
+            return value
+        return str(PROJECT_ROOT / value)
+
+
+_SECTIONS: dict[str, type] = {
+    "kafka": KafkaConfig,
+    "cassandra": CassandraConfig,
+    "elasticsearch": ElasticsearchConfig,
+    "spark": SparkConfig,
+    "stream": StreamConfig,
+    "aggregate": AggregateConfig,
+}
+_SECRETS = {
+    ("cassandra", "username"): "CASSANDRA_USERNAME",
+    ("cassandra", "password"): "CASSANDRA_PASSWORD",
+    ("elasticsearch", "username"): "ES_USERNAME",
+    ("elasticsearch", "password"): "ES_PASSWORD",
+}
+
+T = TypeVar("T")
+
+
+def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
+    name = f"{section}.{key}"
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name}: expected a boolean, got {raw!r}")
+    if target is int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{name}: expected an integer, got {raw!r}")
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if target is str:
+        if not isinstance(raw, str | int | float):
+            raise ConfigError(f"{name}: expected a string, got {raw!r}")
+        text = str(raw).strip()
+        if not text:
+            raise ConfigError(f"{name}: must not be empty")
+        return text
+    return raw
+
+
+def _build_section(
+    section: str, cls: type[T], values: Mapping[str, Any], env: Mapping[str, str]
+) -> T:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"[{section}]: unknown setting(s) {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if (section, f.name) in _SECRETS:
+            if f.name in values:
+                raise ConfigError(
+                    f"{section}.{f.name} is a secret: set {_SECRETS[(section, f.name)]} "
+                    "in the environment, not in a config file"
+                )
+            kwargs[f.name] = env.get(_SECRETS[(section, f.name)]) or None
+            continue
+        raw = values.get(f.name, dataclasses.MISSING)
+        generic = f"CLICKSTREAM_{section.upper()}_{f.name.upper()}"
+        if generic in env:
+            raw = env[generic]
+        well_known = ENDPOINT_ENV.get((section, f.name))
+        if well_known and env.get(well_known):
+            raw = env[well_known]
+        if raw is dataclasses.MISSING:
+            raise ConfigError(f"{section}.{f.name}: missing (no default in the config file)")
+        kwargs[f.name] = _coerce(section, f.name, raw, hints[f.name])
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file and apply environment overrides.
+
+    ``path`` defaults to ``$CLICKSTREAM_CONFIG`` and then to ``conf/clickstream.toml``.
+    """
+    env = os.environ if env is None else env
+    file = Path(path or env.get("CLICKSTREAM_CONFIG") or DEFAULT_CONFIG_FILE)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {file}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    unknown = set(data) - set(_SECTIONS)
+    if unknown:
+        raise ConfigError(f"{file}: unknown section(s) {', '.join(sorted(unknown))}")
+    sections = {
+        name: _build_section(name, cls, data.get(name, {}), env) for name, cls in _SECTIONS.items()
+    }
+    return Config(**sections, source=str(file))
+
+
+def with_overrides(config: Config, section: str, **values: Any) -> Config:
+    """Apply command-line flags (``None`` means "flag not given") on top of ``config``."""
+    current = getattr(config, section)
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return config
+    hints = get_type_hints(type(current))
+    coerced = {k: _coerce(section, k, v, hints[k]) for k, v in given.items()}
+    return dataclasses.replace(config, **{section: dataclasses.replace(current, **coerced)})

@@ -1,0 +1,45 @@
+"""Spark settings derived from the typed config.
+
+The entry points create the SparkSession with these settings; logic never creates one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clickstream_spark.config import Config
+
+
+def connector_conf(config: Config) -> dict[str, str]:
+    """Endpoints (and, from the environment only, credentials) of Cassandra and Elasticsearch."""
+    cassandra = config.cassandra
+    es = config.elasticsearch
+    conf = {
+        "spark.cassandra.connection.host": cassandra.hosts,
+        "spark.cassandra.connection.port": str(cassandra.port),
+        "spark.cassandra.connection.localDC": cassandra.local_dc,
+        "es.nodes": es.nodes,
+        "es.port": str(es.port),
+        "es.nodes.wan.only": str(es.wan_only).lower(),
+    }
+    if cassandra.username:
+        conf["spark.cassandra.auth.username"] = cassandra.username
+        conf["spark.cassandra.auth.password"] = cassandra.password or ""
+    if es.username:
+        conf["es.net.http.auth.user"] = es.username
+        conf["es.net.http.auth.pass"] = es.password or ""
+    return conf
+
+
+def event_log_conf(config: Config) -> dict[str, str]:
+    """Event logs for the History Server; a local folder is created, other URIs are used as is."""
+    target = config.resolve_path(config.spark.event_log_dir)
+    if "://" not in target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        target = Path(target).as_uri()
+    return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": target}
+
+
+def session_conf(config: Config) -> dict[str, str]:
+    """Everything a job's SparkSession needs beyond conf/spark-defaults.conf."""
+    return {**connector_conf(config), **event_log_conf(config)}

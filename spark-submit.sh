@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Run a job with the project's Spark: connectors as packages (from the pre-resolved Ivy cache),
+# conf/spark-defaults.conf, and the clickstream_spark package zipped for the executors.
+# Every argument is passed through, so these behave the same way:
+#   ./spark-submit.sh jobs/stream.py --available-now
+#   ./spark-submit.sh --master spark://host:7077 jobs/stream.py
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+venv=${CLICKSTREAM_VENV:-$root/.venv}
+state=${CLICKSTREAM_STATE_DIR:-$root/.state}
+python=$venv/bin/python
+
+if [[ ! -x $python || ! -x $venv/bin/spark-submit ]]; then
+    echo "spark-submit.sh: no Python environment with pyspark at $venv; run 'make setup' first" >&2
+    exit 1
+fi
+
+# Python workers need the interpreter that has pandas and pyarrow. On a cluster whose nodes keep
+# it elsewhere, export PYSPARK_PYTHON before calling this script.
+export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$python}
+export PYSPARK_DRIVER_PYTHON=${PYSPARK_DRIVER_PYTHON:-$python}
+export TZ=UTC
+
+{ read -r packages; read -r excludes; } < <(cd "$root" && "$python" -m clickstream_spark.packages)
+
+# Executors import the package from this zip; rebuilt on every submit so it never goes stale.
+mkdir -p "$state/build"
+zip=$state/build/clickstream_spark.zip
+(cd "$root" && "$python" - "$zip" <<'PY'
+import sys, zipfile, pathlib
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as zf:
+    for path in sorted(pathlib.Path("clickstream_spark").rglob("*.py")):
+        zf.write(path)
+PY
+)
+
+exec "$venv/bin/spark-submit" \
+    --properties-file "$root/conf/spark-defaults.conf" \
+    --packages "$packages" \
+    --exclude-packages "$excludes" \
+    --conf "spark.jars.ivy=$state/ivy" \
+    --conf "spark.jars.ivySettings=$root/conf/ivysettings.xml" \
+    --py-files "$zip" \
+    "$@"

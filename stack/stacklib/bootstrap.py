@@ -1,0 +1,168 @@
+"""Idempotent bootstrap of a running stack: the Kafka topic, the Cassandra schema (every
+conf/cassandra/*.cql in lexical order) and the Elasticsearch index templates
+(conf/elasticsearch/<name>.template.json). Endpoints come from the project's typed config.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from clickstream_spark.cassandra_schema import cql_scripts
+from clickstream_spark.config import CassandraConfig, Config, ElasticsearchConfig, KafkaConfig
+from stacklib import StackError
+
+ADMIN_TIMEOUT_S = 30
+
+
+# --- Kafka --------------------------------------------------------------------------------------
+
+
+def ensure_topic(config: KafkaConfig) -> str:
+    """Create the topic if missing; a one-line account of what was found or done."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": config.bootstrap_servers, "log_level": 0})
+    try:
+        existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics.get(config.topic)
+        if existing is not None and existing.error is None:
+            return _describe_existing_topic(config, len(existing.partitions))
+        new = NewTopic(
+            config.topic,
+            num_partitions=config.partitions,
+            replication_factor=config.replication_factor,
+        )
+        future = admin.create_topics([new], request_timeout=ADMIN_TIMEOUT_S)[config.topic]
+        future.result(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        raise StackError(f"kafka: cannot create topic {config.topic}: {exc.args[0]}") from None
+    return f"created topic {config.topic} ({config.partitions} partitions)"
+
+
+def _describe_existing_topic(config: KafkaConfig, partitions: int) -> str:
+    if partitions < config.partitions:
+        return (
+            f"topic {config.topic} exists with {partitions} partitions, fewer than the "
+            f"{config.partitions} configured: left as is (delete the topic to recreate it)"
+        )
+    return f"topic {config.topic} exists ({partitions} partitions)"
+
+
+# --- Cassandra ----------------------------------------------------------------------------------
+
+
+def apply_cql_files(config: CassandraConfig, folder: Path) -> list[str]:
+    """Run every statement of every ``*.cql`` file in ``folder``, in lexical order, for the
+    configured keyspace."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+    from cassandra.policies import RoundRobinPolicy
+
+    try:
+        scripts = cql_scripts(config.keyspace, folder)
+    except ValueError as exc:
+        raise StackError(f"cassandra: {exc}") from None
+    if not scripts:
+        return [f"no *.cql file in {folder}"]
+    auth = None
+    if config.username:
+        auth = PlainTextAuthProvider(username=config.username, password=config.password or "")
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    cluster = Cluster(
+        [host.strip() for host in config.hosts.split(",")],
+        port=config.port,
+        auth_provider=auth,
+        load_balancing_policy=RoundRobinPolicy(),
+        connect_timeout=10,
+    )
+    try:
+        session = cluster.connect()
+        return [_run_script(session, path, statements) for path, statements in scripts]
+    except StackError:
+        raise
+    except Exception as exc:  # the driver's NoHostAvailable, timeouts, ...
+        raise StackError(f"cassandra: cannot apply the schema: {exc}") from None
+    finally:
+        cluster.shutdown()
+
+
+def _run_script(session: object, path: Path, statements: list[str]) -> str:
+    for number, statement in enumerate(statements, start=1):
+        try:
+            session.execute(statement, timeout=ADMIN_TIMEOUT_S)  # type: ignore[attr-defined]
+        except Exception as exc:  # InvalidRequest, SyntaxException, timeouts
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StackError(f"cassandra: {path.name}, statement {number}: {message}") from None
+    return f"applied {path.name} ({len(statements)} statements)"
+
+
+# --- Elasticsearch ------------------------------------------------------------------------------
+
+TEMPLATE_SUFFIX = ".template.json"
+
+
+def put_index_templates(config: ElasticsearchConfig, folder: Path) -> list[str]:
+    """PUT ``_index_template/<name>`` for every ``<name>.template.json`` in ``folder``."""
+    files = sorted(folder.glob(f"*{TEMPLATE_SUFFIX}"))
+    if not files:
+        return [f"no *{TEMPLATE_SUFFIX} file in {folder}"]
+    return [_put_template(config, path) for path in files]
+
+
+def _put_template(config: ElasticsearchConfig, path: Path) -> str:
+    name = path.name.removesuffix(TEMPLATE_SUFFIX)
+    body = path.read_bytes()
+    try:
+        json.loads(body)
+    except ValueError as exc:
+        raise StackError(f"{path}: not valid JSON: {exc}") from None
+    request = urllib.request.Request(
+        f"{config.url}/_index_template/{name}",
+        data=body,
+        method="PUT",
+        headers={"Content-Type": "application/json", **_basic_auth(config)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT_S):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise StackError(
+            f"elasticsearch: index template {name} refused ({exc.code}): {_es_reason(exc)}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise StackError(f"elasticsearch: cannot reach {config.url}: {exc}") from None
+    return f"index template {name}"
+
+
+def _basic_auth(config: ElasticsearchConfig) -> dict[str, str]:
+    if not config.username:
+        return {}
+    token = base64.b64encode(f"{config.username}:{config.password or ''}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def _es_reason(error: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(error.read())["error"]["reason"]
+    except (ValueError, KeyError, TypeError):
+        return error.reason
+
+
+# --- dispatch -----------------------------------------------------------------------------------
+
+
+def bootstrap_server(name: str, config: Config, project_root: Path) -> list[str]:
+    """Bootstrap the server ``name``; one line per thing found or done."""
+    conf = project_root / "conf"
+    if name == "kafka":
+        return [ensure_topic(config.kafka)]
+    if name == "cassandra":
+        return apply_cql_files(config.cassandra, conf / "cassandra")
+    if name == "elasticsearch":
+        return put_index_templates(config.elasticsearch, conf / "elasticsearch")
+    raise ValueError(f"unknown server {name!r}")
