@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a job with the project's Spark: connectors as packages (from the pre-resolved Ivy cache),
-# conf/spark-defaults.conf, and the clickstream_spark package zipped for the executors.
+# conf/spark/ (spark-defaults.conf, log4j2.properties), and the clickstream_spark package zipped for the executors.
 # Every argument is passed through, so these behave the same way:
 #   ./spark-submit.sh jobs/stream.py --available-now
 #   ./spark-submit.sh --master spark://host:7077 jobs/stream.py
@@ -21,6 +21,10 @@ fi
 export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$python}
 export PYSPARK_DRIVER_PYTHON=${PYSPARK_DRIVER_PYTHON:-$python}
 export TZ=UTC
+# spark-defaults.conf and log4j2.properties of the project.
+export SPARK_CONF_DIR=$root/conf/spark
+# Where the driver finds conf/ (it may import the package from the zip below).
+export CLICKSTREAM_HOME=$root
 
 { read -r packages; read -r excludes; } < <(cd "$root" && "$python" -m clickstream_spark.packages)
 
@@ -36,7 +40,6 @@ PY
 )
 
 exec "$venv/bin/spark-submit" \
-    --properties-file "$root/conf/spark-defaults.conf" \
     --packages "$packages" \
     --exclude-packages "$excludes" \
     --conf "spark.jars.ivy=$state/ivy" \

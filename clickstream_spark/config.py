@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The checkout holding conf/. spark-submit.sh sets CLICKSTREAM_HOME because the driver may import
+# this package from the zip it ships to the executors, where __file__ is not a real folder.
+PROJECT_ROOT = Path(os.environ.get("CLICKSTREAM_HOME") or Path(__file__).resolve().parent.parent)
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "clickstream.toml"
 
 # Well-known names users already export on their clusters; they win over the generic

@@ -1,0 +1,77 @@
+"""What both entry points share: config loading, logging, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import NoReturn
+
+from clickstream_spark.config import Config, ConfigError, load_config
+
+# Root causes worth naming in the one line an operator reads, matched in the JVM's message.
+_KNOWN_CAUSES = (
+    ("NoHostAvailableException", "Cassandra is unreachable"),
+    ("AllNodesFailedException", "Cassandra is unreachable"),
+    ("EsHadoopNoNodesLeftException", "Elasticsearch is unreachable"),
+    ("Cannot detect ES version", "Elasticsearch is unreachable"),
+    ("Connection refused", "a server refused the connection"),
+    ("TimeoutException: Timed out waiting for a node assignment", "Kafka is unreachable"),
+    ("UnknownTopicOrPartitionException", "the Kafka topic does not exist"),
+)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # py4j logs every JVM call at INFO.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    # One line per HTTP request to Elasticsearch is noise at INFO.
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $CLICKSTREAM_CONFIG or conf/clickstream.toml)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+
+
+def load_or_exit(parser: argparse.ArgumentParser, path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        parser.exit(2, f"{parser.prog}: config error: {exc}\n")
+
+
+def _jvm_root_cause(exc: BaseException) -> str | None:
+    """``Class: message`` of the innermost cause of a JVM exception raised through py4j."""
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return None
+    try:
+        while java.getCause() is not None and java.getCause() != java:
+            java = java.getCause()
+        return str(java.toString())
+    except Exception:  # the JVM may be gone already
+        return None
+
+
+def one_line(exc: BaseException) -> str:
+    """A single line that says what went wrong, for a job's exit message."""
+    text = _jvm_root_cause(exc) or str(exc)
+    cause = next((label for marker, label in _KNOWN_CAUSES if marker in text), None)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    if len(first) > 300:
+        first = first[:300] + "..."
+    return f"{cause}: {first}" if cause else first
+
+
+def fail(prog: str, message: str, code: int = 1) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(code)

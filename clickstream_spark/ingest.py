@@ -1,0 +1,180 @@
+"""The streaming ingest: Kafka JSON -> typed events in Cassandra, bad events in quarantine.
+
+Each micro-batch is written by :func:`write_batch` (``foreachBatch``). Every write is an upsert
+keyed by the data itself (the event's row_key, the message's Kafka coordinates, the window), so
+replaying a micro-batch after a crash rewrites the same rows: with the checkpoint this gives an
+exactly-once effect on top of Spark's at-least-once sink.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from clickstream_spark.config import Config
+from clickstream_spark.events_table import to_table_rows
+from clickstream_spark.parse import parse_kafka, quarantine_rows, valid_events
+from clickstream_spark.windows import changed_windows
+
+log = logging.getLogger(__name__)
+
+EVENTS_TABLE = "events"
+QUARANTINE_TABLE = "quarantine"
+CHANGED_WINDOWS_TABLE = "changed_windows"
+OBSERVATION_NAME = "ingest"
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one micro-batch did; logged as one line."""
+
+    batch_id: int
+    offsets: dict[int, tuple[int, int]]  # partition -> (first, last) offset read
+    rows: int
+    valid: int
+    quarantined: int
+    windows: int
+    seconds: float
+
+    def line(self) -> str:
+        offsets = " ".join(f"p{p}:{a}-{b}" for p, (a, b) in sorted(self.offsets.items()))
+        return (
+            f"batch {self.batch_id}: offsets [{offsets or 'none'}] rows {self.rows} "
+            f"valid {self.valid} quarantined {self.quarantined} "
+            f"windows {self.windows} in {self.seconds:.1f}s"
+        )
+
+
+def kafka_source(spark: SparkSession, config: Config) -> DataFrame:
+    """The topic as a stream of Kafka rows; losing data (e.g. retention) fails the query."""
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
+        .option("subscribe", config.kafka.topic)
+        .option("startingOffsets", config.stream.starting_offsets)
+        .option("failOnDataLoss", "true")
+        .option("maxOffsetsPerTrigger", str(config.stream.max_offsets_per_trigger))
+        .load()
+    )
+
+
+def observed(parsed: DataFrame) -> DataFrame:
+    """Counts of each micro-batch, published in the query's progress (``observedMetrics``)."""
+    is_valid = F.col("reason").isNull()
+    return parsed.observe(
+        OBSERVATION_NAME,
+        F.count(F.lit(1)).alias("rows"),
+        F.count(F.when(is_valid, 1)).alias("valid"),
+        F.count(F.when(~is_valid, 1)).alias("quarantined"),
+    )
+
+
+def _write_cassandra(frame: DataFrame, keyspace: str, table: str) -> None:
+    (
+        frame.write.format("org.apache.spark.sql.cassandra")
+        .options(keyspace=keyspace, table=table)
+        .mode("append")
+        .save()
+    )
+
+
+def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport:
+    """Write one micro-batch of parsed messages: events, quarantine, then changed windows.
+
+    Windows are marked last: an aggregation that sees a mark is then sure to see its events.
+    """
+    started = time.monotonic()
+    spark = parsed.sparkSession
+    context = spark.sparkContext
+    keyspace = config.cassandra.keyspace
+    name = config.stream.query_name
+    ingested_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    batch = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        context.setJobDescription(f"{name} batch {batch_id}: parse and count")
+        per_partition = (
+            batch.groupBy("partition")
+            .agg(
+                F.min("offset").alias("first"),
+                F.max("offset").alias("last"),
+                F.count(F.lit(1)).alias("rows"),
+                F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
+            )
+            .collect()
+        )
+        rows = sum(r["rows"] for r in per_partition)
+        valid = sum(r["valid"] for r in per_partition)
+        events = valid_events(batch)
+
+        context.setJobDescription(f"{name} batch {batch_id}: changed windows")
+        windows = changed_windows(events).collect()
+
+        context.setJobDescription(f"{name} batch {batch_id}: write {valid} events")
+        _write_cassandra(to_table_rows(events), keyspace, EVENTS_TABLE)
+
+        context.setJobDescription(f"{name} batch {batch_id}: write {rows - valid} to quarantine")
+        _write_cassandra(quarantine_rows(batch, F.lit(ingested_at)), keyspace, QUARANTINE_TABLE)
+
+        if windows:
+            context.setJobDescription(f"{name} batch {batch_id}: mark {len(windows)} windows")
+            marks = spark.createDataFrame(
+                [(w["window"], w["window_start"], ingested_at, batch_id) for w in windows],
+                "window string, window_start timestamp, changed_at timestamp, batch_id long",
+            )
+            _write_cassandra(marks, keyspace, CHANGED_WINDOWS_TABLE)
+    finally:
+        batch.unpersist()
+        context.setJobDescription(None)
+
+    report = BatchReport(
+        batch_id=batch_id,
+        offsets={r["partition"]: (r["first"], r["last"]) for r in per_partition},
+        rows=rows,
+        valid=valid,
+        quarantined=rows - valid,
+        windows=len(windows),
+        seconds=time.monotonic() - started,
+    )
+    log.info("%s %s", name, report.line())
+    return report
+
+
+def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
+    """Whether a query already committed offsets in ``checkpoint`` (any Hadoop file system)."""
+    jvm = spark.sparkContext._jvm
+    offsets = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/offsets")
+    fs = offsets.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return bool(fs.exists(offsets) and len(fs.listStatus(offsets)) > 0)
+
+
+def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> StreamingQuery:
+    """Start the named query: Kafka -> parse -> foreachBatch(write_batch)."""
+    checkpoint = config.resolve_path(config.stream.checkpoint)
+    if checkpoint_has_progress(spark, checkpoint):
+        log.info("resuming from the offsets in checkpoint %s", checkpoint)
+    else:
+        log.info(
+            "first start on an empty checkpoint %s: reading topic %s from %s offsets",
+            checkpoint,
+            config.kafka.topic,
+            config.stream.starting_offsets,
+        )
+    parsed = observed(parse_kafka(kafka_source(spark, config)))
+    writer = (
+        parsed.writeStream.queryName(config.stream.query_name)
+        .option("checkpointLocation", checkpoint)
+        .foreachBatch(lambda frame, batch_id: write_batch(frame, batch_id, config))
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=config.stream.trigger_interval)
+    return writer.start()

@@ -1,0 +1,76 @@
+"""Read the published results back from Elasticsearch, as a reader of the index would."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+
+from elasticsearch import Elasticsearch
+
+from clickstream_spark.config import load_config
+
+
+def latest_window_start(es: Elasticsearch, alias: str, kind: str) -> str | None:
+    """The newest window_start of ``kind`` in the alias, as Elasticsearch returns it."""
+    found = es.search(
+        index=alias,
+        size=1,
+        query={"term": {"window": kind}},
+        sort=[{"window_start": "desc"}],
+        source=["window_start"],
+    )["hits"]["hits"]
+    return found[0]["_source"]["window_start"] if found else None
+
+
+def top_urls_per_country(
+    es: Elasticsearch, alias: str, kind: str, window_start: str, per_country: int = 3
+) -> dict[str, list[tuple[str, int]]]:
+    """country -> its ``per_country`` URLs with the most clicks in one window."""
+    hits = es.search(
+        index=alias,
+        size=10_000,
+        query={
+            "bool": {
+                "filter": [{"term": {"window": kind}}, {"term": {"window_start": window_start}}]
+            }
+        },
+        sort=[{"clicks": "desc"}, {"url": "asc"}],
+        source=["country", "url", "clicks"],
+    )["hits"]["hits"]
+    top: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for hit in hits:
+        doc = hit["_source"]
+        if len(top[doc["country"]]) < per_country:
+            top[doc["country"]].append((doc["url"], doc["clicks"]))
+    return dict(top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m clickstream_spark.report",
+        description="Print the top URLs per country of the latest window in clickstream_index.",
+    )
+    parser.add_argument("--window", choices=("hour", "day"), default="day")
+    parser.add_argument("--per-country", type=int, default=3)
+    parser.add_argument("--countries", type=int, default=8, help="how many countries to show")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    config = load_config()
+    alias = config.elasticsearch.index
+    with Elasticsearch(config.elasticsearch.url, request_timeout=30) as es:
+        start = latest_window_start(es, alias, args.window)
+        if start is None:
+            print(f"{alias}: no {args.window} results yet")
+            return 1
+        top = top_urls_per_country(es, alias, args.window, start, args.per_country)
+    print(f"top URLs per country, {args.window} window starting {start} (from {alias}):")
+    by_traffic = sorted(top.items(), key=lambda item: -sum(c for _, c in item[1]))
+    for country, urls in by_traffic[: args.countries]:
+        print(f"  {country}")
+        for url, clicks in urls:
+            print(f"    {clicks:>8}  {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

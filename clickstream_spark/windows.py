@@ -1,0 +1,135 @@
+"""Aggregation windows: UTC hours and days, and which of them a set of events changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+WindowKind = Literal["hour", "day"]
+WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day")
+WINDOW_LENGTH = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+
+# An event defines the time on page of its user's previous event when that one lies at most this
+# far before it, so it can change the result of the window holding that earlier event.
+TIME_ON_PAGE_MAX_GAP = dt.timedelta(seconds=1800)
+
+
+def window_start(kind: WindowKind, moment: dt.datetime) -> dt.datetime:
+    """Start of the UTC window of ``kind`` holding ``moment`` (naive UTC in and out)."""
+    if kind == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    if kind == "day":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    raise ValueError(f"unknown window kind {kind!r}: expected one of {WINDOW_KINDS}")
+
+
+def window_starts(kind: WindowKind, first: dt.datetime, last: dt.datetime) -> Iterator[dt.datetime]:
+    """Every window start from the window holding ``first`` to the one holding ``last``."""
+    current, end = window_start(kind, first), window_start(kind, last)
+    while current <= end:
+        yield current
+        current += WINDOW_LENGTH[kind]
+
+
+def hours_to_read(
+    kind: WindowKind, starts: Iterable[dt.datetime], look_ahead: dt.timedelta
+) -> list[dt.datetime]:
+    """The event-table hours holding the given windows plus their look-ahead, sorted."""
+    hours: set[dt.datetime] = set()
+    for start in starts:
+        end = start + WINDOW_LENGTH[kind] + look_ahead
+        # The look-ahead ends inside the hour that holds `end - epsilon`.
+        hours.update(window_starts("hour", start, end - dt.timedelta(microseconds=1)))
+    return sorted(hours)
+
+
+def changed_windows(events: DataFrame, max_gap_seconds: int = 1800) -> DataFrame:
+    """(window, window_start) of every window whose results ``events`` can change.
+
+    That is the windows holding each event, and those holding the moment ``max_gap_seconds``
+    before it (the user's previous event, whose time on page the new event may define).
+    """
+    moments = events.select(
+        F.explode(
+            F.array(
+                F.col("timestamp"),
+                F.col("timestamp") - F.make_dt_interval(secs=F.lit(max_gap_seconds)),
+            )
+        ).alias("moment")
+    )
+    return (
+        moments.select(
+            F.explode(
+                F.array(
+                    F.struct(
+                        F.lit("hour").alias("window"),
+                        F.date_trunc("hour", "moment").alias("window_start"),
+                    ),
+                    F.struct(
+                        F.lit("day").alias("window"),
+                        F.date_trunc("day", "moment").alias("window_start"),
+                    ),
+                )
+            ).alias("w")
+        )
+        .select(F.col("w.window").alias("window"), F.col("w.window_start").alias("window_start"))
+        .distinct()
+    )
+
+
+def parse_window_start(kind: WindowKind, text: str) -> dt.datetime:
+    """``YYYY-MM-DD`` for a day, ``YYYY-MM-DDTHH`` for an hour (UTC)."""
+    pattern, example = (
+        ("%Y-%m-%d", "2026-01-31") if kind == "day" else ("%Y-%m-%dT%H", "2026-01-31T13")
+    )
+    try:
+        return dt.datetime.strptime(text, pattern)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a UTC {kind} like {example}") from None
+
+
+def kind_of(text: str) -> WindowKind:
+    """Which window a ``--from``/``--to`` value names, from its shape."""
+    return "hour" if "T" in text else "day"
+
+
+def requested_windows(
+    kind: WindowKind | None,
+    date: str | None = None,
+    hour: str | None = None,
+    first: str | None = None,
+    last: str | None = None,
+) -> tuple[WindowKind, list[dt.datetime]] | None:
+    """The windows the command line asks for, or None for an incremental run.
+
+    ``--date D`` is the day D (with ``--window hour``: its 24 hours); ``--hour H`` one hour;
+    ``--from A --to B`` every window from A to B, both inclusive.
+    """
+    if date is not None:
+        day = parse_window_start("day", date)
+        if kind == "hour":
+            return "hour", list(window_starts("hour", day, day + dt.timedelta(hours=23)))
+        return "day", [day]
+    if hour is not None:
+        if kind == "day":
+            raise ValueError("--hour names an hour window; it cannot be used with --window day")
+        return "hour", [parse_window_start("hour", hour)]
+    if first is None and last is None:
+        return None
+    if first is None or last is None:
+        raise ValueError("--from and --to go together")
+    inferred = kind_of(first)
+    if kind_of(last) != inferred:
+        raise ValueError(
+            "--from and --to must both be dates (YYYY-MM-DD) or both hours (YYYY-MM-DDTHH)"
+        )
+    if kind is not None and kind != inferred:
+        raise ValueError(f"--window {kind} does not match --from/--to given as {inferred}s")
+    start, end = parse_window_start(inferred, first), parse_window_start(inferred, last)
+    if end < start:
+        raise ValueError(f"--to {last} is before --from {first}")
+    return inferred, list(window_starts(inferred, start, end))

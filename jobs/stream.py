@@ -1,0 +1,100 @@
+"""Streaming ingest: Kafka `clickstream_topic` -> typed events in Cassandra, bad ones quarantined.
+
+./spark-submit.sh jobs/stream.py                  # run continuously (processing-time trigger)
+./spark-submit.sh jobs/stream.py --available-now  # drain the topic, then exit 0
+./spark-submit.sh --master spark://host:7077 jobs/stream.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pyspark.sql import SparkSession
+
+from clickstream_spark.cli import (
+    add_config_argument,
+    configure_logging,
+    fail,
+    load_or_exit,
+    one_line,
+)
+from clickstream_spark.config import with_overrides
+from clickstream_spark.ingest import start_ingest
+from clickstream_spark.session import session_conf
+
+log = logging.getLogger("clickstream.stream")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="stream.py",
+        description=(
+            "Read click events from Kafka, write valid ones to Cassandra (clickstream.events) and "
+            "bad ones, with the reason, to clickstream.quarantine. Restarts resume from the "
+            "checkpoint; replays are idempotent. Defaults come from the config file, then the "
+            "environment (CLICKSTREAM_STREAM_*, KAFKA_BOOTSTRAP_SERVERS, CASSANDRA_HOSTS)."
+        ),
+    )
+    add_config_argument(parser)
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument(
+        "--available-now",
+        action="store_true",
+        help="process everything in the topic now, in micro-batches, then exit 0",
+    )
+    when.add_argument(
+        "--trigger-interval", metavar="DURATION", help='micro-batch interval, e.g. "10 seconds"'
+    )
+    parser.add_argument(
+        "--max-offsets-per-trigger", type=int, metavar="N", help="cap on messages per micro-batch"
+    )
+    parser.add_argument("--checkpoint", metavar="PATH", help="checkpoint folder or Hadoop URI")
+    parser.add_argument(
+        "--starting-offsets",
+        metavar="WHERE",
+        help='where a first start (empty checkpoint) begins: "earliest", "latest" or Kafka JSON',
+    )
+    parser.add_argument("--topic", help="Kafka topic to read")
+    args = parser.parse_args(argv)
+    args.parser = parser
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    configure_logging(args.verbose)
+    config = load_or_exit(args.parser, args.config)
+    config = with_overrides(
+        config,
+        "stream",
+        trigger_interval=args.trigger_interval,
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
+        checkpoint=args.checkpoint,
+        starting_offsets=args.starting_offsets,
+    )
+    config = with_overrides(config, "kafka", topic=args.topic)
+
+    spark = (
+        SparkSession.builder.appName(f"clickstream-stream ({config.stream.query_name})")
+        .config(map=session_conf(config))
+        .getOrCreate()
+    )
+    try:
+        query = start_ingest(spark, config, available_now=args.available_now)
+        log.info("query %s started (id %s)", query.name, query.id)
+        query.awaitTermination()
+        log.info("query %s finished", query.name)
+        return 0
+    except KeyboardInterrupt:
+        log.info("interrupted: stopping; the next start resumes from the checkpoint")
+        return 130
+    except Exception as exc:  # any failure ends the job with one clear line
+        fail("stream.py", one_line(exc))
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

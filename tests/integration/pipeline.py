@@ -1,0 +1,192 @@
+"""Helpers of the pipeline integration tests: an isolated pipeline on the real local stack.
+
+Each test module gets its own topic, keyspace, Elasticsearch alias and checkpoint (all named
+after the run), and runs the real jobs through ./spark-submit.sh as separate processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cassandra.cluster import Session
+from confluent_kafka import Producer
+from elasticsearch import Elasticsearch
+
+from clickstream_spark.config import PROJECT_ROOT
+
+JOB_TIMEOUT_S = 600
+
+
+@dataclass
+class Pipeline:
+    topic: str
+    keyspace: str
+    alias: str
+    checkpoint: Path
+    bootstrap_servers: str
+    work: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    # -- producing ------------------------------------------------------------------------
+
+    def generate(self, name: str, events: int, seed: int, *extra: str) -> list[dict]:
+        """Run the real generator into the topic and return the messages it recorded."""
+        output = self.work / f"{name}.jsonl"
+        cmd = [
+            sys.executable, "-m", "clickstream_spark.generate",
+            "--topic", self.topic, "--events", str(events), "--seed", str(seed),
+            "--output", str(output), "--no-progress", *extra,
+        ]  # fmt: skip
+        subprocess.run(cmd, cwd=PROJECT_ROOT, env=self.env, check=True, capture_output=True)
+        return read_messages(output)
+
+    def produce(self, messages: list[dict]) -> None:
+        """Send recorded messages (again) with a plain Kafka producer."""
+        producer = Producer({"bootstrap.servers": self.bootstrap_servers, "linger.ms": 20})
+        failures: list[str] = []
+
+        def on_delivery(err, _msg) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for message in messages:
+            producer.produce(
+                self.topic, key=message["key"], value=raw_value(message), on_delivery=on_delivery
+            )
+            producer.poll(0)
+        assert producer.flush(30) == 0
+        assert not failures, failures[:3]
+
+    # -- running the jobs ---------------------------------------------------------------
+
+    def command(self, job: str, *args: str) -> list[str]:
+        return [
+            "./spark-submit.sh", "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+            f"jobs/{job}.py", *args,
+        ]  # fmt: skip
+
+    def run(self, job: str, *args: str) -> str:
+        """Run a job to completion; its output, or a failure with the output's tail."""
+        done = subprocess.run(
+            self.command(job, *args),
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=JOB_TIMEOUT_S,
+            check=False,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"{job} exited {done.returncode}:\n{output[-4000:]}"
+        return output
+
+    def start(self, job: str, *args: str) -> subprocess.Popen:
+        """Start a job in its own process group (so that it can be killed whole)."""
+        log = open(self.work / f"{job}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        return subprocess.Popen(
+            self.command(job, *args),
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def committed_batches(self) -> int:
+        commits = self.checkpoint / "commits"
+        return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
+
+
+def kill_hard(process: subprocess.Popen) -> None:
+    """SIGKILL the whole process group: the driver JVM and its Python workers."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def read_messages(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def raw_value(message: dict) -> bytes | None:
+    encoding, value = message["value_encoding"], message["value"]
+    if encoding == "none" or value is None:
+        return None
+    if encoding == "base64":
+        return base64.b64decode(value)
+    return value.encode("utf-8")
+
+
+def quarantine_value(message: dict) -> tuple[str | None, str]:
+    """(raw_value, raw_encoding) as the quarantine table must hold them."""
+    raw = raw_value(message)
+    if raw is None:
+        return None, "none"
+    try:
+        return raw.decode("utf-8"), "utf8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def expected_events(messages: list[dict]) -> dict[str, tuple]:
+    """row_key -> the row clickstream.events must hold, from the generator's own record."""
+    rows = {}
+    for message in messages:
+        event = message["event"]
+        if event is None:
+            continue
+        ts = dt.datetime.fromisoformat(event["timestamp"]).astimezone(dt.UTC).replace(tzinfo=None)
+        rows[event["row_key"]] = (
+            event["user_id"],
+            ts.replace(microsecond=ts.microsecond // 1000 * 1000),  # Cassandra keeps milliseconds
+            event["url"],
+            *(event[f] for f in ("country", "city", "browser", "os", "device")),
+        )
+    return rows
+
+
+def expected_quarantine(messages: list[dict]) -> Counter:
+    """Multiset of (raw_value, raw_encoding, reason) of the bad messages."""
+    return Counter(
+        (*quarantine_value(m), m["expected_reason"]) for m in messages if m["event"] is None
+    )
+
+
+def cassandra_events(session: Session, keyspace: str) -> dict[str, tuple]:
+    columns = "row_key, user_id, ts, url, country, city, browser, os, device"
+    rows = session.execute(f"SELECT {columns} FROM {keyspace}.events")
+    result = {}
+    for r in rows:
+        assert r.row_key not in result, f"row_key {r.row_key} stored twice"
+        result[r.row_key] = (r.user_id, r.ts, r.url, r.country, r.city, r.browser, r.os, r.device)
+    return result
+
+
+def cassandra_quarantine(session: Session, keyspace: str) -> Counter:
+    rows = session.execute(f"SELECT raw_value, raw_encoding, reason FROM {keyspace}.quarantine")
+    return Counter((r.raw_value, r.raw_encoding, r.reason) for r in rows)
+
+
+def es_documents(es: Elasticsearch, alias: str) -> dict[str, dict]:
+    """_id -> _source of every document behind the alias."""
+    es.indices.refresh(index=alias)
+    docs: dict[str, dict] = {}
+    response = es.search(index=alias, size=5000, scroll="1m", sort=["_doc"])
+    try:
+        while response["hits"]["hits"]:
+            for hit in response["hits"]["hits"]:
+                docs[hit["_id"]] = hit["_source"]
+            response = es.scroll(scroll_id=response["_scroll_id"], scroll="1m")
+    finally:
+        es.clear_scroll(scroll_id=response["_scroll_id"])
+    return docs

@@ -1,0 +1,301 @@
+"""The whole pipeline on the real stack: generator -> Kafka -> stream -> Cassandra -> aggregate ->
+Elasticsearch, each job a real spark-submit process, every outcome compared exactly.
+
+The tests run in file order and build on each other (one topic, one keyspace, one alias).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+from cassandra.cluster import Session
+from confluent_kafka.admin import AdminClient, NewTopic
+from elasticsearch import Elasticsearch
+
+from clickstream_spark.cassandra_schema import statements
+from clickstream_spark.config import Config
+from tests.integration.pipeline import (
+    Pipeline,
+    cassandra_events,
+    cassandra_quarantine,
+    es_documents,
+    expected_events,
+    expected_quarantine,
+    kill_hard,
+)
+from tests.reference import reference_metrics
+
+DAY = dt.date(2026, 3, 14)
+NEXT_DAY = DAY + dt.timedelta(days=1)
+UTC = dt.UTC
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    tmp_path_factory: pytest.TempPathFactory,
+    run_id: str,
+    config: Config,
+    cassandra: Session,
+    kafka_admin: AdminClient,
+    es: Elasticsearch,
+) -> Iterator[Pipeline]:
+    name = f"it_{run_id}"
+    work = tmp_path_factory.mktemp("pipeline")
+    p = Pipeline(
+        topic=f"clickstream_{name}",
+        keyspace=f"clickstream_{name}",
+        alias=f"{config.elasticsearch.index}_{name}",
+        checkpoint=work / "checkpoint",
+        bootstrap_servers=config.kafka.bootstrap_servers,
+        work=work,
+    )
+    p.env = {
+        **os.environ,
+        "CLICKSTREAM_KAFKA_TOPIC": p.topic,
+        "CLICKSTREAM_CASSANDRA_KEYSPACE": p.keyspace,
+        "CLICKSTREAM_ELASTICSEARCH_INDEX": p.alias,
+        "CLICKSTREAM_STREAM_CHECKPOINT": str(p.checkpoint),
+        "CLICKSTREAM_SPARK_EVENT_LOG_DIR": str(work / "spark-events"),
+    }
+    for statement in statements(p.keyspace):
+        cassandra.execute(statement, timeout=60)
+    kafka_admin.create_topics([NewTopic(p.topic, num_partitions=3, replication_factor=1)])[
+        p.topic
+    ].result(timeout=30)
+    yield p
+    kafka_admin.delete_topics([p.topic])[p.topic].result(timeout=30)
+    cassandra.execute(f"DROP KEYSPACE IF EXISTS {p.keyspace}", timeout=60)
+    created = es.indices.get(index=f"{p.alias}-*", expand_wildcards="open,closed")
+    if created:  # deleting by wildcard is refused (action.destructive_requires_name)
+        es.indices.delete(index=",".join(created))
+
+
+@pytest.fixture(scope="module")
+def sent() -> list[dict]:
+    """Every message the tests sent, in order."""
+    return []
+
+
+def assert_cassandra_matches(pipeline: Pipeline, cassandra: Session, sent: list[dict]) -> None:
+    assert cassandra_events(cassandra, pipeline.keyspace) == expected_events(sent)
+    assert cassandra_quarantine(cassandra, pipeline.keyspace) == expected_quarantine(sent)
+
+
+def test_stream_stores_valid_events_and_quarantines_bad_ones(
+    pipeline: Pipeline, cassandra: Session, sent: list[dict]
+) -> None:
+    messages = pipeline.generate(
+        "first", 4000, 11, "--day", DAY.isoformat(), "--bad-fraction", "0.05"
+    )
+    sent += messages
+    assert sum(m["event"] is None for m in messages) >= 100  # every kind of bad event is there
+
+    output = pipeline.run("stream", "--available-now", "--max-offsets-per-trigger", "1500")
+
+    assert_cassandra_matches(pipeline, cassandra, sent)
+    assert "first start on an empty checkpoint" in output
+    assert "from earliest offsets" in output
+    # One progress line per micro-batch, and together they account for every message.
+    batches = [line for line in output.splitlines() if " batch " in line and " rows " in line]
+    assert len(batches) >= 3
+    assert sum(int(line.split(" rows ")[1].split()[0]) for line in batches) == len(messages)
+
+
+def test_the_same_events_sent_twice_are_stored_once(
+    pipeline: Pipeline, cassandra: Session, sent: list[dict]
+) -> None:
+    replay = list(sent)
+    pipeline.produce(replay)
+    sent += replay  # each bad message is quarantined once per message sent
+
+    output = pipeline.run("stream", "--available-now")
+
+    assert "resuming from the offsets in checkpoint" in output
+    assert_cassandra_matches(pipeline, cassandra, sent)
+
+
+def test_a_killed_stream_resumes_without_loss_or_duplicates(
+    pipeline: Pipeline, cassandra: Session, sent: list[dict]
+) -> None:
+    sent += pipeline.generate(
+        "second", 20000, 12, "--day", DAY.isoformat(), "--bad-fraction", "0.02"
+    )
+    before = pipeline.committed_batches()
+    job = pipeline.start("stream", "--available-now", "--max-offsets-per-trigger", "1000")
+    deadline = time.monotonic() + 300
+    while pipeline.committed_batches() < before + 2:
+        assert job.poll() is None, "the stream ended before it could be killed"
+        assert time.monotonic() < deadline, "no micro-batch committed in 300 s"
+        time.sleep(0.2)
+    kill_hard(job)
+    stored = len(cassandra_events(cassandra, pipeline.keyspace))
+    assert stored < len(expected_events(sent)), "killed too late: everything was already in"
+
+    pipeline.run("stream", "--available-now")
+
+    assert_cassandra_matches(pipeline, cassandra, sent)
+
+
+def reference_documents(sent: list[dict]) -> dict[tuple, tuple]:
+    """(window, window_start, url, country) -> metrics, from the generator's own record."""
+    events = [
+        {
+            **m["event"],
+            "timestamp": dt.datetime.fromisoformat(m["event"]["timestamp"]).astimezone(UTC),
+        }
+        for m in sent
+        if m["event"] is not None
+    ]
+    unique = {e["row_key"]: e for e in events}.values()  # sent twice, stored once
+    expected = {}
+    for kind in ("hour", "day"):
+        starts = {ev["timestamp"] for ev in unique}
+        for row in reference_metrics(unique, kind, starts):
+            window, start, url, country, *values = row
+            expected[(window, start.strftime("%Y-%m-%dT%H:%M:%SZ"), url, country)] = tuple(values)
+    return expected
+
+
+def published(es: Elasticsearch, alias: str) -> dict[tuple, tuple]:
+    documents = es_documents(es, alias)
+    result = {}
+    for doc in documents.values():
+        key = (doc["window"], doc["window_start"], doc["url"], doc["country"])
+        assert key not in result, f"two documents for {key}"
+        result[key] = tuple(
+            doc[f]
+            for f in (
+                "clicks",
+                "unique_users",
+                "avg_time_on_page_s",
+                "median_time_on_page_s",
+                "p90_time_on_page_s",
+                "time_on_page_coverage",
+            )
+        )
+    return result
+
+
+def assert_same_metrics(got: dict[tuple, tuple], expected: dict[tuple, tuple]) -> None:
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        assert got[key][:2] == values[:2], key  # clicks and unique users: exact
+        for name, value, want in zip(
+            ("avg", "median", "p90", "coverage"), got[key][2:], values[2:], strict=True
+        ):
+            if want is None:
+                assert value is None, (key, name)
+            else:
+                assert value == pytest.approx(want, rel=1e-9, abs=1e-9), (key, name)
+
+
+def test_aggregate_publishes_exactly_the_reference(
+    pipeline: Pipeline, es: Elasticsearch, sent: list[dict]
+) -> None:
+    output = pipeline.run("aggregate")
+
+    assert "hour windows done" in output and "day windows done" in output
+    assert_same_metrics(published(es, pipeline.alias), reference_documents(sent))
+    assert es.indices.exists_alias(name=pipeline.alias)
+
+
+def test_a_rerun_leaves_the_documents_identical(pipeline: Pipeline, es: Elasticsearch) -> None:
+    before = es_documents(es, pipeline.alias)
+
+    output = pipeline.run("aggregate")
+    assert "nothing changed since the last run" in output
+    assert es_documents(es, pipeline.alias) == before
+
+    pipeline.run("aggregate", "--window", "day", "--date", DAY.isoformat())
+    after = es_documents(es, pipeline.alias)
+    assert after.keys() == before.keys()  # deterministic ids
+    for doc_id, doc in after.items():
+        unchanged = {k: v for k, v in doc.items() if k != "computed_at"}
+        assert unchanged == {k: v for k, v in before[doc_id].items() if k != "computed_at"}
+
+
+def late_messages(sent: list[dict]) -> list[dict]:
+    """Late events for windows already published, crafted around window edges.
+
+    - a user's new event 10 minutes after midnight: it defines the time on page of that user's
+      last event of the previous day, whose hour and day windows must change;
+    - an event in the middle of an old hour, for a brand-new user.
+    """
+    last_of_day: dict[str, dict] = {}
+    for m in sent:
+        event = m["event"]
+        if event is None:
+            continue
+        ts = dt.datetime.fromisoformat(event["timestamp"])
+        if ts.date() == DAY and (
+            event["user_id"] not in last_of_day
+            or ts > dt.datetime.fromisoformat(last_of_day[event["user_id"]]["timestamp"])
+        ):
+            last_of_day[event["user_id"]] = event
+    late_evening = dt.datetime.combine(DAY, dt.time(23, 35), tzinfo=UTC)
+    evening = [
+        e for e in last_of_day.values() if dt.datetime.fromisoformat(e["timestamp"]) >= late_evening
+    ]
+    assert evening, "the generated day has no user whose last event is after 23:35"
+    crossing = min(evening, key=lambda e: e["timestamp"])
+    # 25 minutes later: after midnight, and within the 30 minutes that define a time on page.
+    after_midnight = dt.datetime.fromisoformat(crossing["timestamp"]) + dt.timedelta(minutes=25)
+    assert after_midnight.date() == NEXT_DAY
+
+    def message(row_key: str, user: str, ts: dt.datetime, url: str) -> dict:
+        event = {
+            "row_key": row_key,
+            "user_id": user,
+            "timestamp": ts.isoformat().replace("+00:00", "Z"),
+            "url": url,
+            "country": "IS",
+            "city": None,
+            "browser": None,
+            "os": None,
+            "device": None,
+        }
+        return {
+            "key": user,
+            "value": json.dumps(event),
+            "value_encoding": "utf8",
+            "expected_reason": None,
+            "event": event,
+        }
+
+    return [
+        message("late-crossing", crossing["user_id"], after_midnight, "https://late.example/next"),
+        message(
+            "late-new-user",
+            "late-user",
+            dt.datetime.combine(DAY, dt.time(7, 30), tzinfo=UTC),
+            "https://late.example/old-hour",
+        ),
+    ]
+
+
+def test_late_events_change_exactly_the_affected_windows(
+    pipeline: Pipeline, es: Elasticsearch, cassandra: Session, sent: list[dict]
+) -> None:
+    before = es_documents(es, pipeline.alias)
+    late = late_messages(sent)
+    pipeline.produce(late)
+    sent += late
+    pipeline.run("stream", "--available-now")
+    assert_cassandra_matches(pipeline, cassandra, sent)
+
+    pipeline.run("aggregate")
+
+    expected = reference_documents(sent)
+    assert_same_metrics(published(es, pipeline.alias), expected)
+    # The result equals a full recomputation, and windows no late event touches kept their
+    # documents untouched (same computed_at).
+    after = es_documents(es, pipeline.alias)
+    touched_hours = {"2026-03-14T23:00:00Z", "2026-03-15T00:00:00Z", "2026-03-14T07:00:00Z"}
+    for doc_id, doc in before.items():
+        if doc["window"] == "hour" and doc["window_start"] not in touched_hours:
+            assert after[doc_id] == doc

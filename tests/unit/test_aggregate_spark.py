@@ -1,0 +1,144 @@
+"""The Spark aggregations against the plain-Python reference, for hour and day windows."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType, TimestampType
+from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
+
+from clickstream_spark.aggregate import (
+    aggregate_windows,
+    aggregate_windows_native,
+    read_ranges,
+    window_start,
+)
+from clickstream_spark.schema import METRICS_SCHEMA
+from tests.reference import reference_metrics
+
+INPUT_SCHEMA = StructType(
+    [
+        StructField("row_key", StringType(), False),
+        StructField("user_id", StringType(), False),
+        StructField("timestamp", TimestampType(), False),
+        StructField("url", StringType(), False),
+        StructField("country", StringType(), True),
+    ]
+)
+DAY1 = datetime(2024, 3, 1, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+
+
+def at(h: int, m: int = 0, s: float = 0, day: datetime = DAY1) -> datetime:
+    return day + timedelta(hours=h, minutes=m, seconds=s)
+
+
+# Hand-written edge cases (ids say which); users are independent of each other.
+EDGE_ROWS = [
+    # exits and the exact 1800 s boundary
+    ("e1", "exit", at(10, 0), "/a", "DE"),
+    ("e2", "exit", at(10, 30), "/b", "DE"),  # 1800 s: defined
+    ("e3", "exit", at(11, 0, 0.001), "/a", "DE"),  # 1800.001 s: e2 exits
+    # ties on timestamp, row_key order decides
+    ("t2", "tie", at(10, 5), "/b", "FR"),
+    ("t1", "tie", at(10, 5), "/a", "FR"),
+    ("t3", "tie", at(10, 6), "/a", "FR"),
+    # null and empty country
+    ("c1", "c", at(10, 10), "/a", None),
+    ("c2", "c", at(10, 11), "/a", ""),
+    ("c3", "c2", at(10, 12), "/a", None),
+    # a session crossing midnight: the 00:10 event is look-ahead for day 1 / hour 23
+    ("m1", "night", at(23, 55), "/a", "DE"),
+    ("m2", "night", at(0, 10, day=DAY2), "/b", "DE"),
+    # before hour 10: for hour windows from 10 on, neither counted nor anyone's next event
+    ("x1", "exit", at(9, 59, 59), "/z", "DE"),
+]
+
+
+def random_rows(n: int, seed: int = 3) -> list[tuple]:
+    """Sessions of a few users over day 1 with second resolution (ties happen)."""
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        user = f"u{rnd.randrange(40)}"
+        ts = DAY1 + timedelta(seconds=rnd.randrange(0, 86400 + 1800, 10))
+        country = rnd.choice(["DE", "FR", "US", None, ""])
+        rows.append((f"r{i:05d}", user, ts, f"/p{int(rnd.paretovariate(1.2)) % 15}", country))
+    return rows
+
+
+def frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    return spark.createDataFrame(rows, INPUT_SCHEMA)
+
+
+def expected(spark: SparkSession, rows: list[tuple], window: str, starts) -> DataFrame:
+    dicts = [dict(zip(INPUT_SCHEMA.names, r, strict=True)) for r in rows]
+    return spark.createDataFrame(reference_metrics(dicts, window, starts), METRICS_SCHEMA)
+
+
+HOURS = [at(h) for h in range(24)]
+
+
+@pytest.mark.parametrize(
+    ("window", "starts"),
+    [("hour", [at(10), at(11), at(23)]), ("hour", HOURS), ("day", [DAY1])],
+)
+@pytest.mark.parametrize("rows_name", ["edge", "random"])
+def test_both_versions_equal_the_reference(
+    spark: SparkSession, window: str, starts: list[datetime], rows_name: str
+) -> None:
+    rows = EDGE_ROWS if rows_name == "edge" else random_rows(3000)
+    events = frame(spark, rows)
+    want = expected(spark, rows, window, starts)
+    # A small max_rows_per_call forces many buckets: groups spread over several pandas calls.
+    got = aggregate_windows(events, window, starts, max_rows_per_call=500)
+    native = aggregate_windows_native(events, window, starts)
+    assert got.schema == METRICS_SCHEMA
+    assertSchemaEqual(native.schema, METRICS_SCHEMA)
+    assertDataFrameEqual(got, want, rtol=1e-12, atol=0)
+    assertDataFrameEqual(native, want, rtol=1e-12, atol=0)
+    assertDataFrameEqual(got, native, rtol=1e-12, atol=0)
+
+
+def test_edge_cases_spelled_out(spark: SparkSession) -> None:
+    got = aggregate_windows(frame(spark, EDGE_ROWS), "day", [DAY1]).collect()
+    by_key = {(r.url, r.country): r for r in got}
+    # /a DE: e1 (1800 s), e3 (exit), m1 (900 s via the look-ahead event of day 2)
+    a_de = by_key[("/a", "DE")]
+    assert (a_de.clicks, a_de.unique_users) == (3, 2)
+    assert (a_de.median_time_on_page_s, a_de.time_on_page_coverage) == (1350.0, 2 / 3)
+    # /b DE: e2 only (exit by 1 ms); the look-ahead m2 and the early x1 are not counted
+    b_de = by_key[("/b", "DE")]
+    assert (b_de.clicks, b_de.avg_time_on_page_s, b_de.time_on_page_coverage) == (1, None, 0.0)
+    # x1 (09:59:59) is in day 1: counted, 1 s to e1
+    assert by_key[("/z", "DE")].avg_time_on_page_s == 1.0
+    # ties: t1 (0 s to t2) then t2 (60 s to t3)
+    assert by_key[("/a", "FR")].avg_time_on_page_s == 0.0
+    assert by_key[("/b", "FR")].avg_time_on_page_s == 60.0
+    # null and empty country are one "unknown" group
+    unknown = by_key[("/a", "unknown")]
+    assert (unknown.clicks, unknown.unique_users, unknown.avg_time_on_page_s) == (3, 2, 60.0)
+    hourly = aggregate_windows(frame(spark, EDGE_ROWS), "hour", [at(10), at(23)])
+    de = hourly.filter(F.col("country") == "DE").select(F.hour("window_start"), "url")
+    assert {tuple(r) for r in de.collect()} == {
+        (10, "/a"),
+        (10, "/b"),
+        (23, "/a"),
+    }
+
+
+def test_window_start_and_read_ranges() -> None:
+    assert window_start(at(10, 59, 59.999999), "hour") == at(10)
+    assert window_start(at(11), "hour") == at(11)
+    assert window_start(datetime(2024, 3, 1, 23, 59), "day") == DAY1  # naive = UTC
+    assert read_ranges([at(10), at(11), at(14)], "hour") == [
+        (at(10), at(12, 30)),
+        (at(14), at(15, 30)),
+    ]
+    assert read_ranges([DAY1], "day") == [(DAY1, DAY2 + timedelta(minutes=30))]
+    with pytest.raises(ValueError, match="not the start"):
+        aggregate_windows_native(None, "hour", [at(10, 1)])  # type: ignore[arg-type]

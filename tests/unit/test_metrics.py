@@ -1,0 +1,190 @@
+"""The pandas functions behind the applyInPandas stages, on tiny frames with exact answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clickstream_spark.metrics import SUMMARY_COLUMNS, summarise, time_on_page
+
+T0 = pd.Timestamp("2024-03-01 10:00:00")
+
+
+def events(rows: list[tuple]) -> pd.DataFrame:
+    """Rows of (row_key, user_id, seconds after T0, url, country)."""
+    df = pd.DataFrame(rows, columns=["row_key", "user_id", "s", "url", "country"])
+    df["timestamp"] = T0 + pd.to_timedelta(df.pop("s"), unit="s")
+    return df
+
+
+def with_top(df: pd.DataFrame, freq: str = "h") -> pd.DataFrame:
+    out = df.assign(time_on_page_s=time_on_page(df), window_start=df["timestamp"].dt.floor(freq))
+    return out
+
+
+def tops(df: pd.DataFrame) -> list[float | None]:
+    return [None if np.isnan(v) else v for v in time_on_page(df)]
+
+
+# --------------------------------------------------------------------------- time_on_page
+
+
+def test_gap_to_same_users_next_event_and_exits() -> None:
+    df = events(
+        [
+            ("a1", "alice", 0, "/a", "DE"),
+            ("b1", "bob", 10, "/a", "DE"),
+            ("a2", "alice", 60, "/b", "DE"),
+            ("a3", "alice", 60 + 1801, "/c", "DE"),  # 1801 s after a2: a2 is an exit
+            ("b2", "bob", 100.5, "/b", "DE"),
+        ]
+    )
+    assert tops(df) == [60.0, 90.5, None, None, None]
+
+
+def test_exact_1800_seconds_is_defined_one_microsecond_more_is_not() -> None:
+    df = events(
+        [
+            ("a1", "u", 0, "/a", "DE"),
+            ("a2", "u", 1800, "/a", "DE"),
+            ("a3", "u", 3600.000001, "/a", "DE"),
+        ]
+    )
+    assert tops(df) == [1800.0, None, None]
+
+
+def test_ties_on_timestamp_follow_row_key_order() -> None:
+    # Input order deliberately differs from row_key order.
+    df = events(
+        [
+            ("k3", "u", 5, "/c", "DE"),
+            ("k2", "u", 5, "/b", "DE"),
+            ("k1", "u", 5, "/a", "DE"),
+            ("k0", "u", 0, "/z", "DE"),
+            ("k9", "u", 20, "/z", "DE"),
+            ("x1", "v", 5, "/a", "DE"),  # same timestamp, other user: no tie with u
+        ]
+    )
+    assert tops(df) == [15.0, 0.0, 0.0, 5.0, None, None]
+
+
+def test_integer_microsecond_timestamps_give_the_same_gaps() -> None:
+    df = events([("a", "u", 0, "/a", "DE"), ("b", "u", 0.25, "/a", "DE")])
+    as_us = df.assign(timestamp=df["timestamp"].astype("datetime64[us]").astype("int64"))
+    assert list(time_on_page(as_us, timestamp="timestamp").fillna(-1)) == [0.25, -1]
+
+
+def test_empty_frame() -> None:
+    assert time_on_page(events([])).empty
+    assert list(summarise(with_top(events([]))).columns) == list(SUMMARY_COLUMNS)
+
+
+# --------------------------------------------------------------------------- summarise
+
+
+def test_session_crossing_midnight_uses_lookahead_event_without_counting_it() -> None:
+    day1 = pd.Timestamp("2024-03-01")
+    df = events(
+        [
+            ("a1", "u", 13 * 3600 + 50 * 60, "/a", "DE"),  # 23:50, day 1
+            ("a2", "u", 14 * 3600 + 5 * 60, "/b", "DE"),  # 00:05, day 2: look-ahead only
+        ]
+    )
+    df = with_top(df, freq="D")
+    counted = df[df["window_start"] == day1]
+    out = summarise(counted)
+    assert out.to_dict("records") == [
+        {
+            "window_start": day1,
+            "url": "/a",
+            "country": "DE",
+            "clicks": 1,
+            "unique_users": 1,
+            "avg_time_on_page_s": 900.0,
+            "median_time_on_page_s": 900.0,
+            "p90_time_on_page_s": 900.0,
+            "time_on_page_coverage": 1.0,
+        }
+    ]
+
+
+def test_missing_or_empty_country_is_unknown() -> None:
+    df = events(
+        [
+            ("1", "u1", 0, "/a", None),
+            ("2", "u2", 1, "/a", ""),
+            ("3", "u3", 2, "/a", np.nan),
+            ("4", "u4", 3, "/a", "FR"),
+        ]
+    )
+    out = summarise(with_top(df)).set_index("country")
+    assert out["clicks"].to_dict() == {"unknown": 3, "FR": 1}
+    assert out["unique_users"].to_dict() == {"unknown": 3, "FR": 1}
+
+
+def test_counts_unique_users_and_interpolated_quantiles() -> None:
+    # Page /a: alice stays 1, 2, 3, 4, 10 s, bob 1.5 s then exits; /b gets the gaps' targets.
+    rows = []
+    t = 0.0
+    for i, stay in enumerate([1, 2, 3, 4, 10]):
+        rows += [(f"a{i}", "alice", t, "/a", "DE"), (f"b{i}", "alice", t + stay, "/b", "DE")]
+        t += stay + 7200  # > 30 min after /b: each /b is an exit
+    rows += [("c0", "bob", 0, "/a", "DE"), ("c1", "bob", 1.5, "/b", "DE")]
+    df = with_top(events(rows), freq="D")
+    out = summarise(df).set_index("url")
+    a = out.loc["/a"]
+    values = [1, 2, 3, 4, 10, 1.5]
+    assert (a["clicks"], a["unique_users"]) == (6, 2)
+    assert a["avg_time_on_page_s"] == pytest.approx(np.mean(values), rel=1e-15)
+    assert a["median_time_on_page_s"] == 2.5  # between 2 and 3
+    assert a["p90_time_on_page_s"] == 7.0  # 4 + (10 - 4) * 0.5
+    assert a["p90_time_on_page_s"] == np.percentile(values, 90)
+    assert a["time_on_page_coverage"] == 1.0
+
+
+def test_metrics_are_null_when_no_event_has_a_time_on_page() -> None:
+    df = events([("1", "u1", 0, "/a", "DE"), ("2", "u2", 10, "/a", "DE")])  # two exits
+    (row,) = summarise(with_top(df)).to_dict("records")
+    assert (row["clicks"], row["unique_users"], row["time_on_page_coverage"]) == (2, 2, 0.0)
+    assert np.isnan(row["avg_time_on_page_s"])
+    assert np.isnan(row["median_time_on_page_s"])
+    assert np.isnan(row["p90_time_on_page_s"])
+
+
+def test_partial_coverage() -> None:
+    df = events([("1", "u", 0, "/a", "DE"), ("2", "u", 30, "/a", "DE"), ("3", "u", 45, "/a", "DE")])
+    (row,) = summarise(with_top(df)).to_dict("records")
+    assert row["time_on_page_coverage"] == pytest.approx(2 / 3)
+    assert row["median_time_on_page_s"] == 22.5
+
+
+def test_quantiles_equal_numpy_percentile_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    n = 20_000
+    df = pd.DataFrame(
+        {
+            "window_start": rng.integers(0, 3, n),
+            "url": rng.choice([f"/p{i}" for i in range(200)], n),
+            "country": rng.choice(["DE", "FR", None, ""], n),
+            "user_id": rng.integers(0, 500, n).astype(str),
+            "time_on_page_s": np.where(
+                rng.random(n) < 0.2, np.nan, rng.integers(0, 1_800_000_000, n) / 1e6
+            ),
+        }
+    )
+    out = summarise(df)
+    df["country"] = df["country"].replace({None: "unknown", "": "unknown"})
+    for (ws, url, country), g in df.groupby(["window_start", "url", "country"]):
+        row = out[(out.window_start == ws) & (out.url == url) & (out.country == country)]
+        (row,) = row.to_dict("records")
+        v = g["time_on_page_s"].dropna().to_numpy()
+        assert row["clicks"] == len(g)
+        assert row["unique_users"] == g["user_id"].nunique()
+        if len(v):
+            assert row["median_time_on_page_s"] == np.percentile(v, 50)
+            assert row["p90_time_on_page_s"] == np.percentile(v, 90)
+            assert row["avg_time_on_page_s"] == pytest.approx(v.mean(), rel=1e-12)
+        else:
+            assert np.isnan(row["median_time_on_page_s"])
+    assert len(out) == df.groupby(["window_start", "url", "country"]).ngroups

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from clickstream_spark.schema import EVENT_SCHEMA
+from clickstream_spark.windows import changed_windows, hours_to_read, window_start, window_starts
+
+T = dt.datetime
+
+
+def test_window_start() -> None:
+    moment = T(2026, 3, 1, 13, 45, 12, 5)
+    assert window_start("hour", moment) == T(2026, 3, 1, 13)
+    assert window_start("day", moment) == T(2026, 3, 1)
+    with pytest.raises(ValueError, match="unknown window kind"):
+        window_start("week", moment)  # type: ignore[arg-type]
+
+
+def test_window_starts_includes_both_ends() -> None:
+    assert list(window_starts("day", T(2026, 2, 27, 5), T(2026, 3, 1))) == [
+        T(2026, 2, 27),
+        T(2026, 2, 28),
+        T(2026, 3, 1),
+    ]
+
+
+def test_hours_to_read_adds_the_look_ahead() -> None:
+    look_ahead = dt.timedelta(minutes=30)
+    assert hours_to_read("hour", [T(2026, 1, 1, 23)], look_ahead) == [
+        T(2026, 1, 1, 23),
+        T(2026, 1, 2, 0),
+    ]
+    day = hours_to_read("day", [T(2026, 1, 1)], look_ahead)
+    assert day == [T(2026, 1, 1, h) for h in range(24)] + [T(2026, 1, 2, 0)]
+    # Adjacent windows share the hours they both need.
+    assert len(hours_to_read("hour", [T(2026, 1, 1, 5), T(2026, 1, 1, 6)], look_ahead)) == 3
+
+
+def _events(spark: SparkSession, *moments: dt.datetime):
+    rows = [
+        (f"r{i}", "u", moment, "/", None, None, None, None, None)
+        for i, moment in enumerate(moments)
+    ]
+    return spark.createDataFrame(rows, EVENT_SCHEMA)
+
+
+def test_changed_windows_marks_the_window_of_the_previous_event(spark: SparkSession) -> None:
+    # 00:10 on Jan 2: the user's previous event may be as early as 23:40 on Jan 1.
+    events = _events(spark, T(2026, 1, 2, 0, 10), T(2026, 1, 2, 0, 50))
+    expected = spark.createDataFrame(
+        [
+            ("hour", T(2026, 1, 1, 23)),
+            ("hour", T(2026, 1, 2, 0)),
+            ("day", T(2026, 1, 1)),
+            ("day", T(2026, 1, 2)),
+        ],
+        "window string, window_start timestamp",
+    )
+    assertDataFrameEqual(changed_windows(events), expected)
+
+
+def test_changed_windows_exact_boundary(spark: SparkSession) -> None:
+    # Exactly 30 minutes after the hour: the previous event can be exactly on the hour.
+    events = _events(spark, T(2026, 1, 2, 10, 30))
+    expected = spark.createDataFrame(
+        [("hour", T(2026, 1, 2, 10)), ("day", T(2026, 1, 2))],
+        "window string, window_start timestamp",
+    )
+    assertDataFrameEqual(changed_windows(events), expected)
