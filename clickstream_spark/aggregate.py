@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
@@ -41,13 +40,11 @@ from pyspark.sql.types import (
 
 from clickstream_spark import metrics
 from clickstream_spark.schema import METRICS_SCHEMA
+from clickstream_spark.windows import WINDOW_LENGTH, WindowKind, window_start
 
-WindowKind = Literal["hour", "day"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-WINDOW_SECONDS: dict[str, int] = {"hour": 3600, "day": 86400}
-# Events this long after a window's end are read only to give its last events a time on page.
-LOOKAHEAD = timedelta(seconds=metrics.MAX_GAP_S)
+WINDOW_SECONDS = {kind: int(length.total_seconds()) for kind, length in WINDOW_LENGTH.items()}
 # Default bound on rows handed to one pandas call: a few hundred bytes a row once the strings
 # are Python objects, so ~100-200 MB per call and Python worker.
 DEFAULT_MAX_ROWS_PER_CALL = 500_000
@@ -68,14 +65,7 @@ _SUMMARY_SCHEMA = StructType(
 )
 
 
-# --------------------------------------------------------------------------- windows and ranges
-
-
-def window_start(ts: datetime, window: WindowKind) -> datetime:
-    """Start (UTC, tz-aware) of the hour or day window holding ``ts`` (naive = UTC)."""
-    size = timedelta(seconds=WINDOW_SECONDS[window])
-    # timedelta arithmetic is exact; float ``timestamp()`` can round 10:59:59.999999 up to 11:00.
-    return _EPOCH + (_as_utc(ts) - _EPOCH) // size * size
+# --------------------------------------------------------------------------- windows
 
 
 def window_start_us(ts_us: Column, window: WindowKind) -> Column:
@@ -87,23 +77,6 @@ def window_start_us(ts_us: Column, window: WindowKind) -> Column:
     return ts_us - F.pmod(ts_us, F.lit(size_us))
 
 
-def read_ranges(starts: Iterable[datetime], window: WindowKind) -> list[tuple[datetime, datetime]]:
-    """Half-open UTC time ranges ``[from, to)`` to read for these windows, merged and sorted.
-
-    Each window ``[start, end)`` needs ``[start, end + 30 min)``: the look-ahead events give the
-    window's last events their time on page. Overlapping or touching ranges are merged.
-    """
-    size = timedelta(seconds=WINDOW_SECONDS[window])
-    ranges = sorted((s, s + size + LOOKAHEAD) for s in {window_start(s, window) for s in starts})
-    merged: list[tuple[datetime, datetime]] = []
-    for lo, hi in ranges:
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
-
-
 def _as_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
@@ -112,7 +85,8 @@ def _starts_us(starts: Iterable[datetime], window: WindowKind) -> list[int]:
     """Window starts as epoch micros; each must be a window boundary."""
     out = []
     for s in starts:
-        if window_start(s, window) != _as_utc(s):
+        naive = _as_utc(s).replace(tzinfo=None)
+        if window_start(window, naive) != naive:
             raise ValueError(f"{s!r} is not the start of a {window} window")
         out.append((_as_utc(s) - _EPOCH) // timedelta(microseconds=1))
     if not out:
@@ -205,10 +179,11 @@ def aggregate_windows(
     """METRICS_SCHEMA rows for the given hour/day windows, computed with pandas UDFs.
 
     ``events`` must contain every event of the windows and of their 30-minute look-aheads
-    (:func:`read_ranges`); other rows are ignored. ``starts`` are window starts (UTC; naive =
-    UTC). ``rows`` is the input row count if known (else one ``count()`` is run to size the
-    buckets; cache the input). No pandas call receives more than about ``max_rows_per_call``
-    rows, except that one user's events or one (window, url, country) are never split.
+    (:func:`clickstream_spark.windows.hours_to_read`); other rows are ignored. ``starts`` are
+    window starts (UTC; naive = UTC). ``rows`` is the input row count if known (else one
+    ``count()`` is run to size the buckets; cache the input). No pandas call receives more than
+    about ``max_rows_per_call`` rows, except that one user's events or one (window, url,
+    country) are never split.
     """
     prepared = _prepare(events, window, starts)
     n = _n_buckets(events, rows, max_rows_per_call)
@@ -264,11 +239,8 @@ def aggregate_windows_native(
 
 __all__ = [
     "DEFAULT_MAX_ROWS_PER_CALL",
-    "LOOKAHEAD",
     "WINDOW_SECONDS",
     "aggregate_windows",
     "aggregate_windows_native",
-    "read_ranges",
-    "window_start",
     "window_start_us",
 ]

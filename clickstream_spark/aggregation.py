@@ -74,28 +74,28 @@ def _cassandra_table(spark: SparkSession, config: Config, table: str) -> DataFra
     )
 
 
-def marks(spark: SparkSession, config: Config, kind: WindowKind) -> dict[dt.datetime, dt.datetime]:
-    """window_start -> changed_at of every window of ``kind`` the stream has marked."""
+def _changed_at_by_window(
+    spark: SparkSession, config: Config, table: str, kind: WindowKind
+) -> dict[dt.datetime, dt.datetime]:
     rows = (
-        _cassandra_table(spark, config, "changed_windows")
+        _cassandra_table(spark, config, table)
         .where(F.col("window") == kind)
         .select("window_start", "changed_at")
         .collect()
     )
     return {r["window_start"]: r["changed_at"] for r in rows}
+
+
+def marks(spark: SparkSession, config: Config, kind: WindowKind) -> dict[dt.datetime, dt.datetime]:
+    """window_start -> changed_at of every window of ``kind`` the stream has marked."""
+    return _changed_at_by_window(spark, config, "changed_windows", kind)
 
 
 def published(
     spark: SparkSession, config: Config, kind: WindowKind
 ) -> dict[dt.datetime, dt.datetime]:
     """window_start -> the changed_at each published window was computed from."""
-    rows = (
-        _cassandra_table(spark, config, "aggregated_windows")
-        .where(F.col("window") == kind)
-        .select("window_start", "changed_at")
-        .collect()
-    )
-    return {r["window_start"]: r["changed_at"] for r in rows}
+    return _changed_at_by_window(spark, config, "aggregated_windows", kind)
 
 
 def pending_windows(
@@ -158,8 +158,7 @@ def run_aggregation(
     if not starts:
         return RunReport(kind, [])
 
-    look_ahead = dt.timedelta(seconds=config.aggregate.look_ahead_seconds)
-    hours = hours_to_read(kind, starts, look_ahead)
+    hours = hours_to_read(kind, starts)
     log.info("reading %d hour(s) of events for %d %s window(s)", len(hours), len(starts), kind)
     context.setJobDescription(f"aggregate {kind}: read {len(hours)} hour(s) from Cassandra")
     events = read_events(spark, config, hours).persist(StorageLevel.MEMORY_AND_DISK)
@@ -167,7 +166,13 @@ def run_aggregation(
         rows_in = events.count()
         log.info("%d events read", rows_in)
         context.setJobDescription(f"aggregate {kind}: metrics of {len(starts)} window(s)")
-        metrics = aggregate_windows(events, kind, starts, rows=rows_in).persist()
+        metrics = aggregate_windows(
+            events,
+            kind,
+            starts,
+            rows=rows_in,
+            max_rows_per_call=config.aggregate.max_rows_per_pandas_call,
+        ).persist()
         try:
             with_data = {
                 r["window_start"] for r in metrics.select("window_start").distinct().collect()

@@ -88,7 +88,7 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class AggregateConfig:
-    look_ahead_seconds: int
+    max_rows_per_pandas_call: int
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,11 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
+from clickstream_spark.metrics import MAX_GAP_S
 from clickstream_spark.parse import MAX_MESSAGE_BYTES, Reason
 
-# The inactivity gap that ends a session; the same 30 minutes as the aggregation's look-ahead
-# (conf: aggregate.look_ahead_seconds).
-SESSION_GAP_MS = 30 * 60 * 1000
+# The inactivity gap that ends a session: the 30 minutes past which a click is an exit.
+SESSION_GAP_MS = MAX_GAP_S * 1000
 # Clicks of one session are at most SESSION_GAP_MS - 1 s apart, sessions of one user at least
 # SESSION_GAP_MS + 1 s apart: sessionizing with "> 30 min" or with ">= 30 min" finds the same ones.
 _MAX_INTRA_GAP_MS = SESSION_GAP_MS - 1000

@@ -39,20 +39,16 @@ EVENT_SCHEMA = StructType(
 # Partitioning of clickstream.events: see conf/cassandra/10-events.cql for the why.
 EVENT_BUCKETS = 8
 
-# Row of clickstream.events (Cassandra), as written by the stream.
+# Row of clickstream.events (Cassandra), as written by the stream: the partition key (hour,
+# bucket), then the event's columns with `timestamp` stored as `ts`.
 EVENTS_TABLE_SCHEMA = StructType(
     [
         StructField("hour", TimestampType(), False),
         StructField("bucket", IntegerType(), False),
-        StructField("row_key", StringType(), False),
-        StructField("user_id", StringType(), False),
-        StructField("ts", TimestampType(), False),
-        StructField("url", StringType(), False),
-        StructField("country", StringType(), True),
-        StructField("city", StringType(), True),
-        StructField("browser", StringType(), True),
-        StructField("os", StringType(), True),
-        StructField("device", StringType(), True),
+        *(
+            StructField("ts" if f.name == "timestamp" else f.name, f.dataType, f.nullable)
+            for f in EVENT_SCHEMA.fields
+        ),
     ]
 )
 

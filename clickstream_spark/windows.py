@@ -9,13 +9,16 @@ from typing import Literal
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from clickstream_spark.metrics import MAX_GAP_S
+
 WindowKind = Literal["hour", "day"]
 WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day")
 WINDOW_LENGTH = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
 
 # An event defines the time on page of its user's previous event when that one lies at most this
-# far before it, so it can change the result of the window holding that earlier event.
-TIME_ON_PAGE_MAX_GAP = dt.timedelta(seconds=1800)
+# far before it: a window's results depend on the events up to this long after its end (read as
+# its look-ahead), and a new event can change the window holding the moment this long before it.
+LOOK_AHEAD = dt.timedelta(seconds=MAX_GAP_S)
 
 
 def window_start(kind: WindowKind, moment: dt.datetime) -> dt.datetime:
@@ -36,7 +39,7 @@ def window_starts(kind: WindowKind, first: dt.datetime, last: dt.datetime) -> It
 
 
 def hours_to_read(
-    kind: WindowKind, starts: Iterable[dt.datetime], look_ahead: dt.timedelta
+    kind: WindowKind, starts: Iterable[dt.datetime], look_ahead: dt.timedelta = LOOK_AHEAD
 ) -> list[dt.datetime]:
     """The event-table hours holding the given windows plus their look-ahead, sorted."""
     hours: set[dt.datetime] = set()
@@ -47,7 +50,7 @@ def hours_to_read(
     return sorted(hours)
 
 
-def changed_windows(events: DataFrame, max_gap_seconds: int = 1800) -> DataFrame:
+def changed_windows(events: DataFrame, max_gap_seconds: int = MAX_GAP_S) -> DataFrame:
     """(window, window_start) of every window whose results ``events`` can change.
 
     That is the windows holding each event, and those holding the moment ``max_gap_seconds``

@@ -14,8 +14,6 @@ from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 from clickstream_spark.aggregate import (
     aggregate_windows,
     aggregate_windows_native,
-    read_ranges,
-    window_start,
 )
 from clickstream_spark.schema import METRICS_SCHEMA
 from tests.reference import reference_metrics
@@ -131,14 +129,6 @@ def test_edge_cases_spelled_out(spark: SparkSession) -> None:
     }
 
 
-def test_window_start_and_read_ranges() -> None:
-    assert window_start(at(10, 59, 59.999999), "hour") == at(10)
-    assert window_start(at(11), "hour") == at(11)
-    assert window_start(datetime(2024, 3, 1, 23, 59), "day") == DAY1  # naive = UTC
-    assert read_ranges([at(10), at(11), at(14)], "hour") == [
-        (at(10), at(12, 30)),
-        (at(14), at(15, 30)),
-    ]
-    assert read_ranges([DAY1], "day") == [(DAY1, DAY2 + timedelta(minutes=30))]
+def test_window_starts_must_be_window_boundaries() -> None:
     with pytest.raises(ValueError, match="not the start"):
         aggregate_windows_native(None, "hour", [at(10, 1)])  # type: ignore[arg-type]

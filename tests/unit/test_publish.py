@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from clickstream_spark.publish import (
+    DOCUMENT_FIELDS,
+    ID_COLUMN,
+    INDEX_COLUMN,
+    Window,
+    carried_over,
+    shelf_column,
+    shelf_of,
+    to_documents,
+    with_routing,
+)
+from clickstream_spark.schema import METRICS_SCHEMA
+
+T = dt.datetime
+COMPUTED = T(2026, 3, 16, 4, 5, 6)
+
+
+def metrics_rows(spark: SparkSession, *keys: tuple[str, dt.datetime, str, str]):
+    rows = [(w, s, url, c, 3, 2, 10.0, 9.0, 20.0, 0.5) for w, s, url, c in keys]
+    return spark.createDataFrame(rows, METRICS_SCHEMA)
+
+
+def test_shelves_group_hours_by_day_and_days_by_month(spark: SparkSession) -> None:
+    assert shelf_of(Window("hour", T(2026, 3, 14, 23))) == "hour-2026.03.14"
+    assert shelf_of(Window("day", T(2026, 3, 14))) == "day-2026.03"
+    windows = [("hour", T(2026, 3, 14, 23)), ("day", T(2026, 12, 31)), ("hour", T(2026, 1, 1))]
+    frame = spark.createDataFrame(windows, "window string, window_start timestamp")
+    shelves = frame.select(shelf_column(F.col("window"), F.col("window_start")))
+    got = [r[0] for r in shelves.collect()]
+    assert got == [shelf_of(Window(k, s)) for k, s in windows]  # type: ignore[arg-type]
+
+
+def test_documents_are_routed_with_deterministic_ids_and_iso_dates(spark: SparkSession) -> None:
+    metrics = metrics_rows(
+        spark,
+        ("hour", T(2026, 3, 14, 23), "/a", "FR"),
+        ("hour", T(2026, 3, 14, 23), "/a", "DE"),
+        ("day", T(2026, 3, 14), "/a", "FR"),
+    )
+    indices = {"hour-2026.03.14": "idx-hour", "day-2026.03": "idx-day"}
+    routed = with_routing(to_documents(metrics, COMPUTED), indices).collect()
+    again = with_routing(to_documents(metrics, COMPUTED), indices).collect()
+
+    assert [r[INDEX_COLUMN] for r in routed] == ["idx-hour", "idx-hour", "idx-day"]
+    ids = [r[ID_COLUMN] for r in routed]
+    assert len(set(ids)) == 3 and ids == [r[ID_COLUMN] for r in again]
+    assert all(len(i) == 40 for i in ids)
+    assert routed[0]["window_start"] == "2026-03-14T23:00:00Z"
+    assert routed[0]["computed_at"] == "2026-03-16T04:05:06Z"
+    assert tuple(routed[0].asDict())[: len(DOCUMENT_FIELDS)] == DOCUMENT_FIELDS
+
+
+def test_carried_over_keeps_only_windows_not_recomputed(spark: SparkSession) -> None:
+    previous = to_documents(
+        metrics_rows(
+            spark,
+            ("hour", T(2026, 3, 14, 7), "/a", "FR"),
+            ("hour", T(2026, 3, 14, 8), "/a", "FR"),
+            ("hour", T(2026, 3, 14, 8), "/b", "FR"),
+            ("day", T(2026, 3, 14), "/a", "FR"),
+        ),
+        COMPUTED,
+    )
+    kept = carried_over(previous, [Window("hour", T(2026, 3, 14, 8)), Window("day", T(2026, 3, 1))])
+    expected = to_documents(
+        metrics_rows(
+            spark, ("hour", T(2026, 3, 14, 7), "/a", "FR"), ("day", T(2026, 3, 14), "/a", "FR")
+        ),
+        COMPUTED,
+    )
+    assertDataFrameEqual(kept, expected)
