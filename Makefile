@@ -7,10 +7,11 @@ STACK   := $(PY) stack/stackctl.py
 SERVICE ?=
 ARGS    ?=
 
-.PHONY: help setup up down status logs clean demo test test-unit lint format history bench
+.PHONY: help setup up down status logs clean demo test test-unit lint format history bench \
+        cluster-up cluster-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: ## Python env, server artifacts and Spark packages (idempotent)
 	@scripts/setup.sh
@@ -27,7 +28,7 @@ status: ## each server: up/down, port, pid, memory
 logs: ## a server's log: make logs SERVICE=kafka
 	@$(STACK) logs $(SERVICE)
 
-clean: down ## stop everything and remove all state, data, logs and downloads (.state/)
+clean: down cluster-down ## stop everything and remove all state, data, logs and downloads (.state/)
 	rm -rf .state
 
 demo: setup ## run the whole pipeline on the local stack
@@ -50,3 +51,9 @@ history: setup ## Spark History Server on http://127.0.0.1:18080 over .state/spa
 
 bench: setup ## benchmarks: make bench ARGS="--events 1000000"
 	@$(PY) bench/aggregate.py $(ARGS)
+
+cluster-up: setup ## Spark standalone cluster on loopback: spark://127.0.0.1:7077, UI :8080, 1 worker
+	@$(PY) stack/cluster.py up
+
+cluster-down: ## stop the Spark standalone cluster (worker, its executors, master)
+	@if [ -x $(PY) ]; then $(PY) stack/cluster.py down; fi

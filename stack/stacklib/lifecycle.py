@@ -8,7 +8,6 @@ of the server, so a stale pidfile or a recycled pid is never mistaken for a runn
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -24,9 +23,7 @@ from stacklib.procs import (
     port_holder,
     port_is_free,
     read_process,
-    signal_group,
-    signal_process,
-    wait_gone,
+    terminate,
     working_dir,
 )
 from stacklib.servers import Server
@@ -189,18 +186,7 @@ def stop(server: Server) -> float | None:
     targets = {p.pid for p in processes if pid is None or p.pgrp != pid}
     if pid is not None:
         targets.add(pid)
-    for target in targets:
-        signal_process(target, signal.SIGTERM)
-    everyone = sorted(targets | {p.pid for p in processes})
-    survivors = wait_gone(everyone, STOP_TIMEOUT_S)
-    if survivors:
-        if pid is not None:
-            signal_group(pid, signal.SIGKILL)
-        for survivor in survivors:
-            signal_process(survivor, signal.SIGKILL)
-        survivors = wait_gone(survivors, KILL_TIMEOUT_S)
-    if survivors:
-        raise StackError(f"{server.name}: pid(s) {', '.join(map(str, survivors))} survive SIGKILL")
+    terminate(server.name, pid, targets, {p.pid for p in processes}, STOP_TIMEOUT_S, KILL_TIMEOUT_S)
     server.layout.pid_file(server.name).unlink(missing_ok=True)
     return time.monotonic() - started
 

@@ -171,3 +171,29 @@ def _listening_inodes(port: int) -> set[str]:
             if local_port == port and fields[3] == _TCP_LISTEN:
                 inodes.add(fields[9])
     return inodes
+
+
+def terminate(
+    name: str,
+    leader: int | None,
+    targets: set[int],
+    watched: set[int],
+    stop_timeout_s: float,
+    kill_timeout_s: float,
+) -> None:
+    """SIGTERM ``targets``; if any of ``watched`` outlives ``stop_timeout_s``, SIGKILL the
+    leader's process group and the survivors. Raises StackError if something survives that too.
+    """
+    from stacklib import StackError
+
+    for target in targets:
+        signal_process(target, signal.SIGTERM)
+    survivors = wait_gone(sorted(targets | watched), stop_timeout_s)
+    if survivors:
+        if leader is not None:
+            signal_group(leader, signal.SIGKILL)
+        for survivor in survivors:
+            signal_process(survivor, signal.SIGKILL)
+        survivors = wait_gone(survivors, kill_timeout_s)
+    if survivors:
+        raise StackError(f"{name}: pid(s) {', '.join(map(str, survivors))} survive SIGKILL")

@@ -36,6 +36,7 @@ class Pipeline:
     bootstrap_servers: str
     work: Path
     env: dict[str, str] = field(default_factory=dict)
+    master: str = "local[2]"  # or a cluster's URL, e.g. spark://127.0.0.1:7077
 
     # -- producing ------------------------------------------------------------------------
 
@@ -71,7 +72,7 @@ class Pipeline:
 
     def command(self, job: str, *args: str) -> list[str]:
         return [
-            "./spark-submit.sh", "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+            "./spark-submit.sh", "--master", self.master, "--conf", "spark.ui.enabled=false",
             f"jobs/{job}.py", *args,
         ]  # fmt: skip
 
