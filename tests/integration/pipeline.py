@@ -15,14 +15,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cassandra.cluster import Session
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.config import PROJECT_ROOT
+from clickstream_spark.cassandra_schema import statements
+from clickstream_spark.config import PROJECT_ROOT, Config
 
 JOB_TIMEOUT_S = 600
 
@@ -37,6 +41,10 @@ class Pipeline:
     work: Path
     env: dict[str, str] = field(default_factory=dict)
     master: str = "local[2]"  # or a cluster's URL, e.g. spark://127.0.0.1:7077
+
+    @property
+    def event_log_dir(self) -> Path:
+        return self.work / "spark-events"
 
     # -- producing ------------------------------------------------------------------------
 
@@ -106,6 +114,50 @@ class Pipeline:
     def committed_batches(self) -> int:
         commits = self.checkpoint / "commits"
         return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
+
+
+@contextmanager
+def isolated_pipeline(
+    name: str,
+    work: Path,
+    config: Config,
+    cassandra: Session,
+    kafka_admin: AdminClient,
+    es: Elasticsearch,
+    *,
+    master: str = "local[2]",
+    topic_config: dict[str, str] | None = None,
+) -> Iterator[Pipeline]:
+    """A pipeline with its own topic, keyspace, alias, checkpoint and event logs; dropped after."""
+    p = Pipeline(
+        topic=f"clickstream_{name}",
+        keyspace=f"clickstream_{name}",
+        alias=f"{config.elasticsearch.index}_{name}",
+        checkpoint=work / "checkpoint",
+        bootstrap_servers=config.kafka.bootstrap_servers,
+        work=work,
+        master=master,
+    )
+    p.env = {
+        **os.environ,
+        "CLICKSTREAM_KAFKA_TOPIC": p.topic,
+        "CLICKSTREAM_CASSANDRA_KEYSPACE": p.keyspace,
+        "CLICKSTREAM_ELASTICSEARCH_INDEX": p.alias,
+        "CLICKSTREAM_STREAM_CHECKPOINT": str(p.checkpoint),
+        "CLICKSTREAM_SPARK_EVENT_LOG_DIR": str(p.event_log_dir),
+    }
+    for statement in statements(p.keyspace):
+        cassandra.execute(statement, timeout=60)
+    topic = NewTopic(p.topic, num_partitions=3, replication_factor=1, config=topic_config or {})
+    kafka_admin.create_topics([topic])[p.topic].result(timeout=30)
+    try:
+        yield p
+    finally:
+        kafka_admin.delete_topics([p.topic])[p.topic].result(timeout=30)
+        cassandra.execute(f"DROP KEYSPACE IF EXISTS {p.keyspace}", timeout=60)
+        created = es.indices.get(index=f"{p.alias}-*", expand_wildcards="open,closed")
+        if created:  # deleting by wildcard is refused (action.destructive_requires_name)
+            es.indices.delete(index=",".join(created))
 
 
 def kill_hard(process: subprocess.Popen) -> None:

@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import ExitStack
 from urllib.request import urlopen
 
 import pytest
 from cassandra.cluster import Session
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
 from clickstream_spark.generate import BAD_KINDS
 from tests.integration.pipeline import (
@@ -38,6 +35,7 @@ from tests.integration.pipeline import (
     es_documents,
     expected_events,
     expected_quarantine,
+    isolated_pipeline,
 )
 
 CLUSTER_MASTER = "spark://127.0.0.1:7077"
@@ -76,52 +74,6 @@ def spark_cluster() -> Iterator[str]:
         assert down.returncode == 0, f"cluster.py down failed:\n{down.stdout}{down.stderr}"
 
 
-@contextmanager
-def isolated_pipeline(
-    name: str,
-    master: str,
-    work: Path,
-    config: Config,
-    cassandra: Session,
-    kafka_admin: AdminClient,
-    es: Elasticsearch,
-) -> Iterator[Pipeline]:
-    """A pipeline with its own topic, keyspace, alias, checkpoint and event logs; dropped after."""
-    p = Pipeline(
-        topic=f"clickstream_{name}",
-        keyspace=f"clickstream_{name}",
-        alias=f"{config.elasticsearch.index}_{name}",
-        checkpoint=work / "checkpoint",
-        bootstrap_servers=config.kafka.bootstrap_servers,
-        work=work,
-        master=master,
-    )
-    p.env = {
-        **os.environ,
-        "CLICKSTREAM_KAFKA_TOPIC": p.topic,
-        "CLICKSTREAM_CASSANDRA_KEYSPACE": p.keyspace,
-        "CLICKSTREAM_ELASTICSEARCH_INDEX": p.alias,
-        "CLICKSTREAM_STREAM_CHECKPOINT": str(p.checkpoint),
-        "CLICKSTREAM_SPARK_EVENT_LOG_DIR": str(event_log_dir(p)),
-    }
-    for statement in statements(p.keyspace):
-        cassandra.execute(statement, timeout=60)
-    topics = kafka_admin.create_topics([NewTopic(p.topic, num_partitions=3, replication_factor=1)])
-    topics[p.topic].result(timeout=30)
-    try:
-        yield p
-    finally:
-        kafka_admin.delete_topics([p.topic])[p.topic].result(timeout=30)
-        cassandra.execute(f"DROP KEYSPACE IF EXISTS {p.keyspace}", timeout=60)
-        created = es.indices.get(index=f"{p.alias}-*", expand_wildcards="open,closed")
-        if created:  # deleting by wildcard is refused (action.destructive_requires_name)
-            es.indices.delete(index=",".join(created))
-
-
-def event_log_dir(p: Pipeline) -> Path:
-    return p.work / "spark-events"
-
-
 @pytest.fixture(scope="module")
 def pipelines(
     spark_cluster: str,
@@ -138,12 +90,12 @@ def pipelines(
             kind: stack.enter_context(
                 isolated_pipeline(
                     f"cl_{run_id}_{kind}",
-                    master,
                     tmp_path_factory.mktemp(f"cluster-{kind}"),
                     config,
                     cassandra,
                     kafka_admin,
                     es,
+                    master=master,
                 )
             )
             for kind, master in (("cluster", spark_cluster), ("local", "local[2]"))
@@ -230,7 +182,7 @@ def assert_same_documents(got: dict[str, dict], expected: dict[str, dict]) -> No
 
 def event_logs(p: Pipeline) -> dict[str, str]:
     """Application id -> event log text, for every application of the pipeline."""
-    return {path.name: path.read_text() for path in sorted(event_log_dir(p).iterdir())}
+    return {path.name: path.read_text() for path in sorted(p.event_log_dir.iterdir())}
 
 
 # --- tests ---------------------------------------------------------------------------------------

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 from cassandra.cluster import Session
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import Config
 from tests.integration.pipeline import (
     Pipeline,
@@ -26,6 +24,7 @@ from tests.integration.pipeline import (
     es_documents,
     expected_events,
     expected_quarantine,
+    isolated_pipeline,
     kill_hard,
 )
 from tests.reference import reference_metrics
@@ -44,35 +43,9 @@ def pipeline(
     kafka_admin: AdminClient,
     es: Elasticsearch,
 ) -> Iterator[Pipeline]:
-    name = f"it_{run_id}"
     work = tmp_path_factory.mktemp("pipeline")
-    p = Pipeline(
-        topic=f"clickstream_{name}",
-        keyspace=f"clickstream_{name}",
-        alias=f"{config.elasticsearch.index}_{name}",
-        checkpoint=work / "checkpoint",
-        bootstrap_servers=config.kafka.bootstrap_servers,
-        work=work,
-    )
-    p.env = {
-        **os.environ,
-        "CLICKSTREAM_KAFKA_TOPIC": p.topic,
-        "CLICKSTREAM_CASSANDRA_KEYSPACE": p.keyspace,
-        "CLICKSTREAM_ELASTICSEARCH_INDEX": p.alias,
-        "CLICKSTREAM_STREAM_CHECKPOINT": str(p.checkpoint),
-        "CLICKSTREAM_SPARK_EVENT_LOG_DIR": str(work / "spark-events"),
-    }
-    for statement in statements(p.keyspace):
-        cassandra.execute(statement, timeout=60)
-    kafka_admin.create_topics([NewTopic(p.topic, num_partitions=3, replication_factor=1)])[
-        p.topic
-    ].result(timeout=30)
-    yield p
-    kafka_admin.delete_topics([p.topic])[p.topic].result(timeout=30)
-    cassandra.execute(f"DROP KEYSPACE IF EXISTS {p.keyspace}", timeout=60)
-    created = es.indices.get(index=f"{p.alias}-*", expand_wildcards="open,closed")
-    if created:  # deleting by wildcard is refused (action.destructive_requires_name)
-        es.indices.delete(index=",".join(created))
+    with isolated_pipeline(f"it_{run_id}", work, config, cassandra, kafka_admin, es) as p:
+        yield p
 
 
 @pytest.fixture(scope="module")
