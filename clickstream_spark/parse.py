@@ -92,14 +92,16 @@ _BAD_FIELD = {f: Reason(f"missing_or_bad:{f}").value for f in EVENT_FIELDS}
 # whitespace classes differ between Python, Java and Cassandra tooling, ASCII ones do not.
 _BLANK = " \t\n\r\f\v"
 _JSON_WS = " \t\n\r"  # insignificant whitespace of RFC 8259
+_JSON_WS_BYTES = _JSON_WS.encode("ascii")
 
 # The accepted ISO-8601 profile: extended calendar date, 'T', hh:mm[:ss[.fraction]], and a zone
 # that is 'Z' or ±hh:mm. datetime.fromisoformat alone would also take week dates, basic format,
 # '+0530', '+05' and seconds offsets; the regex keeps the rule small and stateable. Digits of the
-# fraction beyond microseconds are truncated (EVENT_SCHEMA is microsecond precision).
+# fraction beyond microseconds are truncated (EVENT_SCHEMA is microsecond precision). Offset
+# minutes are 00-59 here because fromisoformat does not check them ("+05:60" would be +06:00).
 _ISO_8601 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
+    r"(?:Z|[+-][0-9]{2}:[0-5][0-9])"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -262,7 +264,9 @@ def _classify_row(value: bytes | None) -> _Row:
     if value is None:
         return _TOMBSTONE
     if len(value) > MAX_MESSAGE_BYTES:
-        return (_TOO_LARGE, *_NO_EVENT, *_raw(value))
+        # Only whitespace is empty whatever its size (empty_value is checked before too_large).
+        reason = _TOO_LARGE if value.strip(_JSON_WS_BYTES) else _EMPTY
+        return (reason, *_NO_EVENT, *_raw(value))
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
