@@ -5,16 +5,35 @@ Design (why it is fast and memory-bounded):
 * Two ``groupBy(bucket).applyInPandas`` stages, each with FEW LARGE calls. A call per
   (url, country) group would pay Python's per-call overhead tens of thousands of times; a call per
   hash bucket pays it a handful of times and does a vectorised pandas groupby inside.
-  1. time on page, grouped by ``pmod(xxhash64(user_id), n)``: all of a user's events (window and
-     30-minute look-ahead) land in the same call, which orders them and takes the gaps.
-  2. summaries, grouped by ``pmod(xxhash64(window_start, url, country), n)``: every event of a
-     (window, url, country) lands in the same call, which computes exact counts, distinct users
-     and exact (numpy-linear) quantiles.
-* Rows per call are bounded by choosing ``n = max(4 * cores, ceil(rows / max_rows_per_call))``
-  from the input row count, so a call gets about ``max_rows_per_call`` rows however large the window
-  (``spark.sql.execution.arrow.maxRecordsPerBatch`` only splits the Arrow stream; pandas still
-  receives a whole group). The one thing hashing cannot split is a single key: one user's events
-  in stage 1, one (window, url, country) in stage 2 - an exact median needs all its values.
+  1. time on page and partial counts, grouped by ``pmod(xxhash64(user_id), n)``: all of a user's
+     events (window and 30-minute look-ahead) land in the same call, which orders them, takes the
+     gaps, and reduces the counted events to value counts per (window, url, country): events per
+     distinct time on page, plus events without one and distinct users
+     (:func:`clickstream_spark.metrics.partial_counts`). A (window, url, country) is thus spread
+     over every call that holds some of its users; its distinct users still simply add up,
+     because every user is in exactly one call.
+  2. a native merge sums those counts per (window, url, country, time on page), then
+     summaries, grouped by ``pmod(xxhash64(window_start, url, country), n)``: every merged count of
+     a (window, url, country) lands in the same call, which computes exact counts, distinct users
+     and exact (numpy-linear) quantiles from cumulative counts
+     (:func:`clickstream_spark.metrics.summarise_counts`). The merge shuffles by that bucket
+     before aggregating, so stage 2 needs no shuffle of its own: two shuffles in all, as before.
+* What one pandas call can receive:
+  - stage 1: the events of the users of one bucket. ``n = max(4 * cores, ceil(rows /
+    max_rows_per_call))`` is chosen from the input row count, so that is about
+    ``max_rows_per_call`` rows however large the window
+    (``spark.sql.execution.arrow.maxRecordsPerBatch`` only splits the Arrow stream; pandas still
+    receives a whole group). The one unsplittable unit is ONE USER'S events in one window and its
+    look-ahead: an exact time on page needs them in order in one place. Only a pathological user
+    (a bot, a shared id) can exceed the bound; no URL, country or window size can.
+  - stage 2: at most one row per distinct time on page of each of its groups, plus one per
+    group. Timestamps have millisecond precision and a time on page is at most 1800 s, so a group
+    contributes at most 1,800,002 rows whatever the traffic or window size. Every row but the
+    one per group stands for at least one event, so the same ``n`` keeps these calls at or below
+    stage 1's size: usually far below, as popular groups repeat their values.
+* The mean sums ``value * count`` per group in ascending value order: it no longer depends on the
+  order rows arrive in (the last bits of the former per-event sum did), and it rounds once per
+  distinct value rather than once per event.
 * Timestamps cross into pandas as epoch-microsecond longs: no time-zone conversion in Arrow, the
   window arithmetic is plain integer arithmetic, and gaps are computed exactly like natively.
 
@@ -50,13 +69,14 @@ WINDOW_SECONDS = {kind: int(length.total_seconds()) for kind, length in WINDOW_L
 DEFAULT_MAX_ROWS_PER_CALL = 500_000
 
 # What the pandas stages return (window_start as epoch micros; turned into a timestamp natively).
-_TOP_OUT_SCHEMA = StructType(
+_COUNTS_SCHEMA = StructType(
     [
         StructField("window_start", LongType(), False),
         StructField("url", StringType(), False),
         StructField("country", StringType(), False),
-        StructField("user_id", StringType(), False),
         StructField(metrics.TIME_ON_PAGE, DoubleType(), True),
+        StructField("events", LongType(), False),
+        StructField("users", LongType(), False),
     ]
 )
 _SUMMARY_SCHEMA = StructType(
@@ -155,17 +175,36 @@ def _finish(summary: DataFrame, window: WindowKind) -> DataFrame:
 # --------------------------------------------------------------------------- pandas-UDF version
 
 
-def _top_call(pdf: pd.DataFrame) -> pd.DataFrame:
-    """Stage 1 body: time on page for one user bucket; keeps only counted events."""
+def _counts_call(pdf: pd.DataFrame) -> pd.DataFrame:
+    """Stage 1 body: time on page for one user bucket, reduced to partial value counts.
+
+    The look-ahead events only serve as next events: they are dropped before counting.
+    """
     top = metrics.time_on_page(pdf, timestamp="ts_us")
     counted = pdf["counted"].to_numpy()
-    out = pdf.loc[counted, ["window_start", "url", "country", "user_id"]]
-    return out.assign(**{metrics.TIME_ON_PAGE: top.to_numpy()[counted]})
+    events = pdf.loc[counted, ["window_start", "url", "country", "user_id"]]
+    return metrics.partial_counts(events.assign(**{metrics.TIME_ON_PAGE: top.to_numpy()[counted]}))
 
 
 def _summary_call(pdf: pd.DataFrame) -> pd.DataFrame:
-    """Stage 2 body: metrics of every (window, url, country) in one bucket."""
-    return metrics.summarise(pdf)
+    """Stage 2 body: metrics of every (window, url, country) in one bucket, from merged counts."""
+    return metrics.summarise_counts(pdf)
+
+
+def _merge_counts(counts: DataFrame, n: int) -> DataFrame:
+    """Natively sum the partial counts per (window, url, country, time on page), into ``_b``.
+
+    ``_b`` is the stage-2 bucket, ``pmod(xxhash64(window_start, url, country), n)``. Shuffling by
+    it BEFORE aggregating lets the aggregation reuse that partitioning, so stage 2's
+    ``groupBy("_b")`` needs no second shuffle of the counts.
+    """
+    bucket = F.pmod(F.xxhash64("window_start", "url", "country"), F.lit(n))
+    return (
+        counts.withColumn("_b", bucket)
+        .repartition("_b")
+        .groupBy("_b", "window_start", "url", "country", metrics.TIME_ON_PAGE)
+        .agg(F.sum("events").alias("events"), F.sum("users").alias("users"))
+    )
 
 
 def aggregate_windows(
@@ -181,18 +220,17 @@ def aggregate_windows(
     ``events`` must contain every event of the windows and of their 30-minute look-aheads
     (:func:`clickstream_spark.windows.hours_to_read`); other rows are ignored. ``starts`` are
     window starts (UTC; naive = UTC). ``rows`` is the input row count if known (else one
-    ``count()`` is run to size the buckets; cache the input). No pandas call receives more than
-    about ``max_rows_per_call`` rows, except that one user's events or one (window, url,
-    country) are never split.
+    ``count()`` is run to size the buckets; cache the input). A pandas call receives about
+    ``max_rows_per_call`` rows, more only if ONE USER'S events exceed that; a (window, url,
+    country) reaches a call as events of some of its users (stage 1) or as at most one row per
+    distinct time on page, plus one (stage 2), never as all its events.
     """
     prepared = _prepare(events, window, starts)
     n = _n_buckets(events, rows, max_rows_per_call)
-    with_top = prepared.groupBy(F.pmod(F.xxhash64("user_id"), F.lit(n)).alias("_b")).applyInPandas(
-        _top_call, _TOP_OUT_SCHEMA
+    counts = prepared.groupBy(F.pmod(F.xxhash64("user_id"), F.lit(n)).alias("_b")).applyInPandas(
+        _counts_call, _COUNTS_SCHEMA
     )
-    summary = with_top.groupBy(
-        F.pmod(F.xxhash64("window_start", "url", "country"), F.lit(n)).alias("_b")
-    ).applyInPandas(_summary_call, _SUMMARY_SCHEMA)
+    summary = _merge_counts(counts, n).groupBy("_b").applyInPandas(_summary_call, _SUMMARY_SCHEMA)
     return _finish(summary, window)
 
 

@@ -5,6 +5,13 @@ free of Spark so they can be unit-tested on tiny frames. Each call receives MANY
 (window, url, country) groups at once, so everything here is vectorised over the whole frame
 (factorize + sort + bincount); nothing loops in Python per user or per group.
 
+The metrics are computed in two mergeable steps so that no call needs all events of a group:
+:func:`partial_counts` reduces any user-complete share of a group's events to value counts of its
+time on page (plus its distinct users); summed over calls, those counts hold at most one row per
+distinct time on page, and :func:`summarise_counts` computes exact metrics from them (the
+quantiles through cumulative counts, bit-identical to ``np.percentile`` of the expanded values).
+:func:`summarise` chains both on one frame.
+
 Timestamps may be ``datetime64`` (tests, ad-hoc use) or integer epoch microseconds (the Spark path
 passes ``unix_micros`` longs so that no time-zone conversion happens on the way to pandas).
 """
@@ -32,6 +39,9 @@ SUMMARY_COLUMNS = (
     "p90_time_on_page_s",
     "time_on_page_coverage",
 )
+# Columns of :func:`partial_counts` and of :func:`summarise_counts`' input: a group's events as
+# value counts of their time on page (NaN = undefined), plus its distinct users (see below).
+COUNT_COLUMNS = ("window_start", "url", "country", TIME_ON_PAGE, "events", "users")
 
 
 def to_epoch_micros(ts: pd.Series) -> np.ndarray:
@@ -90,25 +100,87 @@ def time_on_page(events: pd.DataFrame, timestamp: str = "timestamp") -> pd.Serie
     return pd.Series(top, index=events.index, name=TIME_ON_PAGE)
 
 
-def _sorted_quantile(
-    values: np.ndarray, starts: np.ndarray, sizes: np.ndarray, q: float
-) -> np.ndarray:
-    """Quantile ``q`` of each run ``values[start:start+size]`` (runs sorted ascending, size >= 1).
+def partial_counts(events: pd.DataFrame) -> pd.DataFrame:
+    """Mergeable partial metrics per (window_start, url, country): value counts of time on page.
 
-    Reproduces ``np.percentile(run, 100*q)`` (method "linear") bit for bit: the same virtual index
-    ``(n-1)*q`` and numpy's two-sided lerp (``b - (b-a)*(1-t)`` when ``t >= 0.5``).
+    Same input as :func:`summarise`, but a group's events may be split over several calls, provided
+    that each user's events of the group are all in one call (then the calls' user sets are
+    disjoint and distinct users simply add up). Returns :data:`COUNT_COLUMNS`:
+
+    * one row per (group, defined time on page): ``events`` = how many events have it, ``users`` 0;
+    * one row per group with ``time_on_page_s`` NaN: ``events`` = events with an undefined time on
+      page (possibly 0), ``users`` = the group's distinct users in this call.
+
+    Summing ``events`` and ``users`` per (group, time_on_page_s) over all calls merges the
+    partials; :func:`summarise_counts` turns the result into the metrics.
     """
-    virtual = (sizes - 1) * q
-    lo = np.floor(virtual).astype(np.int64)
-    hi = np.minimum(lo + 1, sizes - 1)
-    t = virtual - lo
-    a = values[starts + lo]
-    b = values[starts + hi]
-    diff = b - a
-    out = a + diff * t
-    upper = t >= 0.5
-    out[upper] = (b - diff * (1 - t))[upper]
-    return out
+    country = normalise_country(events["country"])
+    group, keys = _groups(events["window_start"], events["url"], country)
+    n_groups = len(keys["url"])
+    clicks = np.bincount(group, minlength=n_groups)
+    users = _distinct_per_group(group, events["user_id"], n_groups)
+    top = events[TIME_ON_PAGE].to_numpy(dtype=np.float64)
+    defined = ~np.isnan(top)
+    undefined = clicks - np.bincount(group[defined], minlength=n_groups)
+    run_group, run_value, run_events = _value_runs(group[defined], top[defined])
+    row_group = np.concatenate((np.arange(n_groups), run_group))
+    return pd.DataFrame(
+        {
+            **{name: uniq.take(row_group) for name, uniq in keys.items()},
+            TIME_ON_PAGE: np.concatenate((np.full(n_groups, np.nan), run_value)),
+            "events": np.concatenate((undefined, run_events)).astype(np.int64),
+            "users": np.concatenate((users, np.zeros(len(run_group), np.int64))),
+        }
+    )
+
+
+def summarise_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """Metrics per (window_start, url, country) from the value counts of :func:`partial_counts`.
+
+    Rows may repeat a (group, time_on_page_s): their counts add up, so concatenated partials
+    give the same result as merged ones (merging first only shrinks the input: at most one row per
+    distinct time on page and group). Counts are not re-normalised: ``country`` is taken as is.
+
+    Median and p90 equal ``np.percentile`` (linear) of the expanded values bit for bit. The mean
+    sums ``value * count`` in ascending value order: independent of the order rows arrive in, and
+    it rounds once per distinct value instead of once per event, so it is as close to
+    ``np.mean`` of the expanded values as a per-event sum, or closer.
+    """
+    group, keys = _groups(counts["window_start"], counts["url"], counts["country"])
+    n_groups = len(keys["url"])
+    events = counts["events"].to_numpy(dtype=np.int64)
+    clicks = _sum_per_group(group, events, n_groups)
+    users = _sum_per_group(group, counts["users"].to_numpy(dtype=np.int64), n_groups)
+
+    value = counts[TIME_ON_PAGE].to_numpy(dtype=np.float64)
+    defined = ~np.isnan(value)
+    order = np.lexsort((value[defined], group[defined]))
+    g = group[defined][order]
+    v = value[defined][order]
+    c = events[defined][order]
+    n_def = _sum_per_group(g, c, n_groups)
+    total = np.bincount(g, weights=v * c, minlength=n_groups)
+    cum = np.cumsum(c)
+    base = np.cumsum(n_def) - n_def  # expanded ranks before each group's first value
+    has = n_def > 0
+    avg = np.full(n_groups, np.nan)
+    median = np.full(n_groups, np.nan)
+    p90 = np.full(n_groups, np.nan)
+    avg[has] = total[has] / n_def[has]
+    median[has] = _sorted_weighted_quantile(v, cum, base[has], n_def[has], 0.5)
+    p90[has] = _sorted_weighted_quantile(v, cum, base[has], n_def[has], 0.9)
+
+    return pd.DataFrame(
+        {
+            **keys,
+            "clicks": clicks,
+            "unique_users": users,
+            "avg_time_on_page_s": avg,
+            "median_time_on_page_s": median,
+            "p90_time_on_page_s": p90,
+            "time_on_page_coverage": n_def / clicks,
+        }
+    )
 
 
 def summarise(events: pd.DataFrame) -> pd.DataFrame:
@@ -119,53 +191,32 @@ def summarise(events: pd.DataFrame) -> pd.DataFrame:
     events excluded). Null or empty country counts as ``"unknown"``. Returns one row per group
     with :data:`SUMMARY_COLUMNS`; the time-on-page statistics are NaN when no event of the group
     has a defined time on page. Median and p90 equal ``np.percentile`` (linear interpolation).
+
+    The single-call form of the Spark path: :func:`partial_counts` then :func:`summarise_counts`.
     """
-    if events.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
-    country = normalise_country(events["country"])
-    # One integer code per group from per-column codes: hashing three small code arrays is much
-    # cheaper than a pandas groupby over three object columns.
-    ws_code, ws_uniq = pd.factorize(events["window_start"])
-    url_code, url_uniq = pd.factorize(events["url"])
+    return summarise_counts(partial_counts(events))
+
+
+def _groups(
+    window_start: pd.Series, url: pd.Series, country: pd.Series
+) -> tuple[np.ndarray, dict[str, pd.Index]]:
+    """Dense group codes 0..G-1 of (window_start, url, country) and each group's key values.
+
+    One integer code per group from per-column codes: hashing three small code arrays is much
+    cheaper than a pandas groupby over three object columns. ``keys[name][code]`` is the group's
+    value of column ``name``.
+    """
+    ws_code, ws_uniq = pd.factorize(window_start)
+    url_code, url_uniq = pd.factorize(url)
     cty_code, cty_uniq = pd.factorize(country)
     combined = (ws_code.astype(np.int64) * len(url_uniq) + url_code) * len(cty_uniq) + cty_code
     group, first_rows = _factorize_with_first(combined)
-    n_groups = len(first_rows)
-
-    clicks = np.bincount(group, minlength=n_groups)
-    user_code, user_uniq = pd.factorize(events["user_id"])
-    pair = group.astype(np.int64) * len(user_uniq) + user_code
-    unique_users = np.bincount(pd.unique(pair) // len(user_uniq), minlength=n_groups)
-
-    top = events[TIME_ON_PAGE].to_numpy(dtype=np.float64)
-    defined = ~np.isnan(top)
-    g_def, v_def = group[defined], top[defined]
-    n_def = np.bincount(g_def, minlength=n_groups)
-    total = np.bincount(g_def, weights=v_def, minlength=n_groups)
-    order = np.lexsort((v_def, g_def))
-    v_sorted = v_def[order]
-    starts = np.concatenate(([0], np.cumsum(n_def)[:-1]))
-    has = n_def > 0
-    avg = np.full(n_groups, np.nan)
-    median = np.full(n_groups, np.nan)
-    p90 = np.full(n_groups, np.nan)
-    avg[has] = total[has] / n_def[has]
-    median[has] = _sorted_quantile(v_sorted, starts[has], n_def[has], 0.5)
-    p90[has] = _sorted_quantile(v_sorted, starts[has], n_def[has], 0.9)
-
-    return pd.DataFrame(
-        {
-            "window_start": ws_uniq.take(ws_code[first_rows]),
-            "url": url_uniq.take(url_code[first_rows]),
-            "country": cty_uniq.take(cty_code[first_rows]),
-            "clicks": clicks.astype(np.int64),
-            "unique_users": unique_users.astype(np.int64),
-            "avg_time_on_page_s": avg,
-            "median_time_on_page_s": median,
-            "p90_time_on_page_s": p90,
-            "time_on_page_coverage": n_def / clicks,
-        }
-    )
+    keys = {
+        "window_start": ws_uniq.take(ws_code[first_rows]),
+        "url": url_uniq.take(url_code[first_rows]),
+        "country": cty_uniq.take(cty_code[first_rows]),
+    }
+    return group, keys
 
 
 def _factorize_with_first(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,13 +228,73 @@ def _factorize_with_first(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
+def _distinct_per_group(group: np.ndarray, user_id: pd.Series, n_groups: int) -> np.ndarray:
+    """Number of distinct ``user_id`` per group code."""
+    user_code, user_uniq = pd.factorize(user_id)
+    pair = group.astype(np.int64) * len(user_uniq) + user_code
+    return np.bincount(pd.unique(pair) // len(user_uniq), minlength=n_groups).astype(np.int64)
+
+
+def _sum_per_group(group: np.ndarray, counts: np.ndarray, n_groups: int) -> np.ndarray:
+    """Integer sums of ``counts`` per group code.
+
+    ``bincount`` sums in float64, exact for integers below 2**53: far above any event count.
+    """
+    return np.bincount(group, weights=counts, minlength=n_groups).astype(np.int64)
+
+
+def _value_runs(group: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (group, value) pairs of NaN-free ``value`` and how often each occurs.
+
+    One lexsort, then run boundaries: vectorised value counts over all groups at once.
+    """
+    order = np.lexsort((value, group))
+    g, v = group[order], value[order]
+    new_run = np.ones(len(g), dtype=bool)
+    new_run[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1])
+    starts = np.flatnonzero(new_run)
+    counts = np.diff(np.append(starts, len(g)))
+    return g[starts], v[starts], counts.astype(np.int64)
+
+
+def _sorted_weighted_quantile(
+    values: np.ndarray, cum_counts: np.ndarray, base: np.ndarray, sizes: np.ndarray, q: float
+) -> np.ndarray:
+    """Quantile ``q`` of each group, its distinct values given with their counts.
+
+    ``values`` are sorted by (group, value); ``cum_counts`` is the running total of their counts
+    over ALL rows, so the expanded array (each value repeated count times) of a group occupies
+    ranks ``base .. base + size - 1`` of the concatenated expanded arrays (``size`` >= 1).
+
+    Reproduces ``np.percentile(expanded, 100*q)`` (method "linear") bit for bit: the same
+    virtual index ``(size-1)*q``, the values at its two neighbouring ranks (found through the
+    cumulative counts instead of by expanding), and numpy's two-sided lerp
+    (``b - (b-a)*(1-t)`` when ``t >= 0.5``).
+    """
+    virtual = (sizes - 1) * q
+    lo = np.floor(virtual).astype(np.int64)
+    hi = np.minimum(lo + 1, sizes - 1)
+    t = virtual - lo
+    # The row holding expanded rank r is the first whose running count exceeds r.
+    a = values[np.searchsorted(cum_counts, base + lo, side="right")]
+    b = values[np.searchsorted(cum_counts, base + hi, side="right")]
+    diff = b - a
+    out = a + diff * t
+    upper = t >= 0.5
+    out[upper] = (b - diff * (1 - t))[upper]
+    return out
+
+
 __all__ = [
+    "COUNT_COLUMNS",
     "MAX_GAP_S",
     "SUMMARY_COLUMNS",
     "TIME_ON_PAGE",
     "UNKNOWN_COUNTRY",
     "normalise_country",
+    "partial_counts",
     "summarise",
+    "summarise_counts",
     "time_on_page",
     "to_epoch_micros",
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
+from clickstream_spark import aggregate
 from clickstream_spark.aggregate import (
     aggregate_windows,
     aggregate_windows_native,
@@ -127,6 +130,69 @@ def test_edge_cases_spelled_out(spark: SparkSession) -> None:
         (10, "/b"),
         (23, "/a"),
     }
+
+
+HEAVY_URL = "/home"
+
+
+def heavy_rows(users: int = 400, visits: int = 8, seed: int = 5) -> list[tuple]:
+    """One (day, url, country) group far larger than the bound: many users' sessions on /home.
+
+    Gaps are whole seconds from 1 to 30 (and an exit after each session), so the group's many
+    events have few distinct times on page.
+    """
+    rnd = random.Random(seed)
+    rows = []
+    for u in range(users):
+        ts = at(8, s=rnd.randrange(0, 8 * 3600))
+        for v in range(visits):
+            rows.append((f"h{u:03d}-{v}", f"heavy{u}", ts, HEAVY_URL, "US"))
+            ts += timedelta(seconds=rnd.randrange(1, 31))
+    return rows
+
+
+def record_call_sizes(monkeypatch: pytest.MonkeyPatch, log: Path, stage: str) -> None:
+    """Wrap a pandas stage so that every call appends "<rows> <rows of HEAVY_URL>" to ``log``.
+
+    The wrapper is a closure, so it is pickled by value and runs in the Python workers.
+    """
+    body = getattr(aggregate, stage)
+
+    def recorded(pdf: pd.DataFrame) -> pd.DataFrame:
+        with log.open("a") as f:
+            f.write(f"{len(pdf)} {int((pdf['url'] == HEAVY_URL).sum())}\n")
+        return body(pdf)
+
+    monkeypatch.setattr(aggregate, stage, recorded)
+
+
+def call_sizes(log: Path) -> list[tuple[int, int]]:
+    return [tuple(map(int, line.split())) for line in log.read_text().splitlines()]
+
+
+def test_a_group_larger_than_the_bound_is_spread_over_calls_yet_exact(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bound = 100
+    rows = heavy_rows() + random_rows(1000)
+    record_call_sizes(monkeypatch, tmp_path / "stage1", "_counts_call")
+    record_call_sizes(monkeypatch, tmp_path / "stage2", "_summary_call")
+    # Collected once: the recorded sizes are those of exactly one run of the plan.
+    got = aggregate_windows(frame(spark, rows), "day", [DAY1], max_rows_per_call=bound).collect()
+    want = expected(spark, rows, "day", [DAY1]).collect()
+    assertDataFrameEqual(got, want, rtol=1e-12, atol=0)
+
+    (heavy,) = [r for r in got if (r.url, r.country) == (HEAVY_URL, "US")]
+    assert heavy.clicks == 3200 > 30 * bound
+    stage1, stage2 = call_sizes(tmp_path / "stage1"), call_sizes(tmp_path / "stage2")
+    # Stage 1: the group's events are spread over many calls, none much above the bound (a call
+    # holds the whole users of one hash bucket: about `bound` rows, not exactly).
+    assert sum(h for _, h in stage1) == 3200
+    assert sum(h > 0 for _, h in stage1) >= 20
+    assert max(n for n, _ in stage1) <= 2 * bound
+    # Stage 2: the group arrives as its distinct times on page (at most 30) plus one row.
+    assert 2 <= max(h for _, h in stage2) <= 31
+    assert max(n for n, _ in stage2) <= 2 * bound
 
 
 def test_window_starts_must_be_window_boundaries() -> None:

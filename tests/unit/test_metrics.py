@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clickstream_spark.metrics import SUMMARY_COLUMNS, summarise, time_on_page
+from clickstream_spark.metrics import (
+    COUNT_COLUMNS,
+    SUMMARY_COLUMNS,
+    TIME_ON_PAGE,
+    partial_counts,
+    summarise,
+    summarise_counts,
+    time_on_page,
+)
 
 T0 = pd.Timestamp("2024-03-01 10:00:00")
 
@@ -188,3 +196,128 @@ def test_quantiles_equal_numpy_percentile_bit_for_bit() -> None:
         else:
             assert np.isnan(row["median_time_on_page_s"])
     assert len(out) == df.groupby(["window_start", "url", "country"]).ngroups
+
+
+# --------------------------------------------------------------------------- value counts
+
+
+def counts_frame(groups: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator):
+    """COUNT_COLUMNS rows for groups given as (values, counts), rows shuffled; group i is /p{i}."""
+    parts = [
+        pd.DataFrame(
+            {
+                "window_start": 0,
+                "url": f"/p{i}",
+                "country": "DE",
+                TIME_ON_PAGE: values,
+                "events": counts,
+                "users": 0,
+            }
+        )
+        for i, (values, counts) in enumerate(groups)
+    ]
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+
+
+def random_value_counts(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Millisecond values (often from a small set: ties) with counts 1..20, values repeated."""
+    k = int(rng.integers(1, 40))
+    pool = rng.integers(0, int(rng.choice([3, 50, 1_800_000])), k) / 1e3
+    return pool, rng.integers(1, 21, k)
+
+
+def test_weighted_quantiles_equal_numpy_percentile_of_expanded_values_bit_for_bit() -> None:
+    rng = np.random.default_rng(11)
+    groups = [
+        (np.array([7.25]), np.array([1])),  # a single value
+        (np.array([7.25]), np.array([9])),  # a single value, repeated
+        (np.array([0.001, 1800.0]), np.array([1, 1])),  # two values
+        (np.array([3.0, 0.5]), np.array([1, 4])),  # two values, unsorted, weighted
+        (np.array([2.0, 2.0, 1.0]), np.array([3, 2, 5])),  # a value repeated over rows
+        *(random_value_counts(rng) for _ in range(400)),
+    ]
+    out = summarise_counts(counts_frame(groups, rng)).set_index("url")
+    for i, (values, counts) in enumerate(groups):
+        row = out.loc[f"/p{i}"]
+        expanded = np.repeat(values, counts)
+        assert row["median_time_on_page_s"] == np.percentile(expanded, 50), i
+        assert row["p90_time_on_page_s"] == np.percentile(expanded, 90), i
+        assert row["avg_time_on_page_s"] == pytest.approx(expanded.mean(), rel=1e-12, abs=0)
+        assert row["clicks"] == len(expanded)
+        assert row["time_on_page_coverage"] == 1.0
+
+
+def test_groups_without_defined_values_get_nan_statistics_from_counts() -> None:
+    counts = pd.DataFrame(
+        {
+            "window_start": [0, 0, 0],
+            "url": ["/a", "/b", "/b"],
+            "country": ["DE", "DE", "DE"],
+            TIME_ON_PAGE: [np.nan, np.nan, 4.0],
+            "events": [3, 1, 1],
+            "users": [2, 1, 0],
+        }
+    )
+    out = summarise_counts(counts).set_index("url")
+    assert out.loc["/a", ["clicks", "unique_users", "time_on_page_coverage"]].tolist() == [3, 2, 0]
+    assert out.loc["/a", ["avg_time_on_page_s", "median_time_on_page_s"]].isna().all()
+    assert out.loc["/b", ["clicks", "unique_users", "median_time_on_page_s"]].tolist() == [2, 1, 4]
+    assert out.loc["/b", "time_on_page_coverage"] == 0.5
+
+
+def random_events(n: int, seed: int) -> pd.DataFrame:
+    """Counted events with their time on page: ties on values, NaNs, null/empty countries."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "window_start": rng.integers(0, 3, n),
+            "url": rng.choice([f"/p{i}" for i in range(30)], n),
+            "country": rng.choice(["DE", "FR", None, ""], n),
+            "user_id": rng.integers(0, 300, n).astype(str),
+            "time_on_page_s": np.where(
+                rng.random(n) < 0.2, np.nan, rng.integers(0, 60_000, n) / 1e3
+            ),
+        }
+    )
+
+
+def merge(partials: list[pd.DataFrame]) -> pd.DataFrame:
+    """The pandas analogue of the native merge: counts summed per (group, time on page)."""
+    keys = ["window_start", "url", "country", TIME_ON_PAGE]
+    summed = pd.concat(partials).groupby(keys, dropna=False, sort=False)[["events", "users"]]
+    return summed.sum().reset_index()
+
+
+def by_group(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["window_start", "url", "country"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("calls", [1, 2, 7])
+def test_partials_split_by_user_merge_to_the_single_call_result(calls: int) -> None:
+    events = random_events(20_000, seed=calls)
+    # Each user's events in exactly one call, as the user-hash buckets of stage 1 guarantee.
+    call_of_user = events["user_id"].astype(int) % calls
+    partials = [partial_counts(events[call_of_user == c]) for c in range(calls)]
+    assert all(list(p.columns) == list(COUNT_COLUMNS) for p in partials)
+    merged = merge(partials)
+    single = by_group(summarise(events))
+    # Merged counts are one row per (group, distinct defined value) plus one per group...
+    country = events["country"].replace({None: "unknown", "": "unknown"})
+    keyed = events.assign(country=country).groupby(["window_start", "url", "country"])
+    assert len(merged) == (keyed["time_on_page_s"].nunique() + 1).sum()
+    # ... and give exactly the single call's metrics, whatever the order of their rows.
+    shuffled = merged.sample(frac=1, random_state=calls).reset_index(drop=True)
+    pd.testing.assert_frame_equal(by_group(summarise_counts(shuffled)), single, check_exact=True)
+    # Unmerged partials repeat (group, value) rows: same counts and quantiles, the mean may
+    # differ in its last bits only (value * count summed in other pieces).
+    unmerged = by_group(summarise_counts(pd.concat(partials, ignore_index=True)))
+    pd.testing.assert_frame_equal(unmerged, single, check_exact=False, rtol=1e-12, atol=0)
+    exact = single.columns.drop("avg_time_on_page_s")
+    pd.testing.assert_frame_equal(unmerged[exact], single[exact], check_exact=True)
+
+
+def test_partial_counts_of_empty_input_have_the_count_columns() -> None:
+    out = partial_counts(random_events(10, seed=0).iloc[:0])
+    assert list(out.columns) == list(COUNT_COLUMNS)
+    assert out.empty
