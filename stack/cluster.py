@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from stacklib import StackError
+from stacklib import StackError, run_command
 from stacklib.layout import Layout
 from stacklib.procs import (
     Process,
@@ -537,17 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except StackError as error:
-        report(error)
-        return 1
-    except OSError as error:
-        report(StackError(str(error)))
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command(build_parser().parse_args(argv), report)
 
 
 if __name__ == "__main__":

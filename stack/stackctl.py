@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from stacklib import StackError, lifecycle
+from stacklib import StackError, lifecycle, run_command
 from stacklib.fetch import Fetcher
 from stacklib.java import Java, find_java
 from stacklib.layout import Layout, read_versions
@@ -328,17 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except StackError as error:
-        report(error)
-        return 1
-    except OSError as error:
-        report(StackError(str(error)))
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command(build_parser().parse_args(argv), report)
 
 
 if __name__ == "__main__":
