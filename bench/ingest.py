@@ -421,6 +421,12 @@ class JobRun:
         return "\n".join(line for _, line in self.lines[-n:])
 
 
+def _kill_group(pid: int) -> None:
+    """SIGKILL the job's own process group (it was started in a new session): JVM and workers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, 9)
+
+
 def run_job(
     args: Sequence[str],
     env: dict[str, str],
@@ -445,7 +451,7 @@ def run_job(
     )
     sampler = TreeSampler(process.pid)
     sampler.start()
-    timer = threading.Timer(timeout_s, process.kill)
+    timer = threading.Timer(timeout_s, _kill_group, (process.pid,))
     timer.start()
     try:
         assert process.stdout is not None
@@ -453,11 +459,11 @@ def run_job(
             line = raw.rstrip("\n")
             lines.append((time.monotonic(), line))
             if echo(line):
-                say(f"  [{time.monotonic() - launched:6.1f}s] {line[-160:]}")
+                text = line.split(" INFO ", 1)[-1]  # drop the logger's date and level
+                say(f"  [{time.monotonic() - launched:6.1f}s] {text[:200]}")
         returncode = process.wait()
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)  # our own job's process group only
+        _kill_group(process.pid)
         process.wait()
         raise
     finally:
