@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+import orjson
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -183,6 +184,9 @@ _STRICT = json.JSONDecoder(
 )
 _LENIENT = json.JSONDecoder(parse_int=_JsonInt, parse_constant=_reject_constant)
 
+_orjson_loads = orjson.loads
+_OrjsonError = orjson.JSONDecodeError
+
 _Row = tuple[Any, ...]  # the fields of a Verdict, as a plain tuple (cheaper on the hot path)
 _NO_EVENT = (None,) * 9
 _TOMBSTONE: _Row = (_EMPTY, *_NO_EVENT, None, "none")
@@ -256,8 +260,86 @@ def _after_duplicate(text: str) -> str:
     return _DUPLICATE if type(obj) is dict else _NOT_OBJECT
 
 
+def _fast_row(value: bytes) -> _Row | None:
+    """The verdict of a plain valid event, or None: then only :func:`_exact_row` can tell.
+
+    Almost every message is a flat object without escapes, and for those a cheaper parse gives
+    the exact verdict: orjson is ~4x faster than ``json`` with hooks, and what the hooks check
+    is settled otherwise. Without a backslash, a key or a string contains no quote, so the
+    quotes in the text are exactly two per key and per string value: any duplicated key
+    (which orjson silently drops) adds two more. A flat object has depth 1. orjson refuses NaN,
+    lone surrogates and infinite numbers, turns integers beyond 64 bits into floats, and the
+    text was decoded by Python first: each of these falls through to the exact path. So this
+    returns a row only where :func:`_exact_row` returns the same row (a property test checks
+    it), and anything unusual (every bad message among them) goes there.
+    """
+    if len(value) > MAX_MESSAGE_BYTES or b"\\" in value:
+        return None
+    try:
+        obj = _orjson_loads(value.decode("utf-8"))
+    except (UnicodeDecodeError, _OrjsonError):
+        return None
+    if type(obj) is not dict:
+        return None
+    strings = 0
+    for member in obj.values():
+        kind = type(member)
+        if kind is str:
+            strings += 1
+        elif kind is dict or kind is list:
+            return None
+    if value.count(b'"') != 2 * (len(obj) + strings):
+        return None
+
+    get = obj.get
+    ids: list[str] = []
+    for name in ("row_key", "user_id"):
+        field = get(name)
+        kind = type(field)
+        if kind is int:  # not bool: type() is exact. str() is the text as sent ("-0" → "0")
+            field = str(field)
+        elif kind is not str or not field.strip(_BLANK):
+            return None
+        ids.append(field)
+    timestamp = get("timestamp")
+    kind = type(timestamp)
+    if kind is int:
+        micros = timestamp * 1000
+    elif kind is str and _ISO_8601.fullmatch(timestamp) is not None:
+        try:
+            micros = (datetime.fromisoformat(timestamp) - _EPOCH) // _ONE_US
+        except ValueError:
+            return None
+    else:
+        return None
+    if not MIN_TIMESTAMP_US <= micros <= MAX_TIMESTAMP_US:
+        return None
+    url = get("url")
+    if type(url) is not str or not url.strip(_BLANK):
+        return None
+    optional: list[str | None] = []
+    for name in OPTIONAL_FIELDS:
+        field = get(name)
+        if field is not None:
+            if type(field) is not str:
+                return None
+            if not field.strip(_BLANK):
+                field = None
+        optional.append(field)
+    return (None, ids[0], ids[1], micros, url, *optional, None, None)
+
+
 def _classify_row(value: bytes | None) -> _Row:
-    """:func:`classify` as a plain tuple: what the Spark batches are built from.
+    """:func:`classify` as a plain tuple: what the Spark batches are built from."""
+    if value is not None:
+        row = _fast_row(value)
+        if row is not None:
+            return row
+    return _exact_row(value)
+
+
+def _exact_row(value: bytes | None) -> _Row:
+    """Every rule, in order, on any message: the reference behaviour of :func:`classify`.
 
     The path of a valid event is written inline: at a few µs per message every call counts.
     """
@@ -346,7 +428,7 @@ _CLASSIFIED_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("raw_value", pa.string()),
     ("raw_encoding", pa.string()),
 )
-_CLASSIFIED_ARROW = pa.schema(list(_CLASSIFIED_FIELDS))
+_CLASSIFIED_STRUCT = pa.struct(list(_CLASSIFIED_FIELDS))
 # The Kafka coordinates pass through the Python worker untouched (Arrow buffers, no per-row work).
 _COORDINATES = ("topic", "partition", "offset", "kafka_timestamp")
 
@@ -355,11 +437,8 @@ def classify_batch(values: pa.Array) -> pa.RecordBatch:
     """Classify an Arrow array of message values (binary, nulls for tombstones), row by row."""
     # to_numpy() builds the bytes objects in C; Array.to_pylist() would go through Arrow scalars.
     rows = [_classify_row(v) for v in values.to_numpy(zero_copy_only=False).tolist()]
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(_CLASSIFIED_FIELDS)
-    return pa.RecordBatch.from_arrays(
-        [pa.array(col, type=t) for col, (_, t) in zip(columns, _CLASSIFIED_FIELDS, strict=True)],
-        schema=_CLASSIFIED_ARROW,
-    )
+    # Arrow reads the tuples as structs in C: ~4x cheaper than transposing them into columns.
+    return pa.RecordBatch.from_struct_array(pa.array(rows, type=_CLASSIFIED_STRUCT))
 
 
 def _classify_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -37,6 +37,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from clickstream_spark.generate import generate_messages
 from clickstream_spark.parse import (
     MAX_JSON_DEPTH,
     MAX_MESSAGE_BYTES,
@@ -44,6 +45,8 @@ from clickstream_spark.parse import (
     MIN_TIMESTAMP_US,
     REASONS,
     Verdict,
+    _exact_row,
+    _fast_row,
     classify,
     parse_kafka,
     quarantine_rows,
@@ -747,6 +750,25 @@ def test_classify_agrees_with_the_reference(message: Message) -> None:
     verdict = classify(message.value)  # never raises
     assert as_ref(verdict) == reference(message.value)
     _check_quarantine_copy(message.value, verdict)
+
+
+@_settings(800)
+@given(messages())
+def test_the_fast_path_answers_only_what_the_exact_path_would(message: Message) -> None:
+    if message.value is None:
+        return
+    fast = _fast_row(message.value)
+    if fast is not None:
+        assert fast == _exact_row(message.value)
+
+
+def test_generated_clickstream_takes_the_fast_path() -> None:
+    # Otherwise the stream would be correct but 1.5x slower, and nothing else would say so.
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    sent = generate_messages(2000, start=start, end=start + timedelta(days=1), seed=3)
+    values = [m.value for m in sent]
+    assert all(v is not None and _fast_row(v) is not None for v in values)
+    assert [_fast_row(v) for v in values] == [_exact_row(v) for v in values]
 
 
 @_settings(300)
