@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from typing import NoReturn
 
 from clickstream_spark.config import Config, ConfigError, load_config
+from clickstream_spark.errors import SinkError, first_line, jvm_root_cause
 
 # Root causes worth naming in the one line an operator reads, matched in the JVM's message.
 _KNOWN_CAUSES = (
     ("NoHostAvailableException", "Cassandra is unreachable"),
     ("AllNodesFailedException", "Cassandra is unreachable"),
+    ("NoNodeAvailableException", "Cassandra is unreachable"),
+    # The connector's driver, asked for a table's schema while no node answers.
+    ("Control channel not available", "Cassandra is unreachable"),
     ("EsHadoopNoNodesLeftException", "Elasticsearch is unreachable"),
     ("Cannot detect ES version", "Elasticsearch is unreachable"),
     ("Connection refused", "a server refused the connection"),
@@ -49,26 +54,38 @@ def load_or_exit(parser: argparse.ArgumentParser, path: str | None) -> Config:
         parser.exit(2, f"{parser.prog}: config error: {exc}\n")
 
 
-def _jvm_root_cause(exc: BaseException) -> str | None:
-    """``Class: message`` of the innermost cause of a JVM exception raised through py4j."""
-    java = getattr(exc, "java_exception", None)
-    if java is None:
+# foreachBatch code is Python called back from the JVM: when it raises, the query's JVM error
+# carries the Python traceback as its message, after this marker.
+_PYTHON_PROXY = "An exception was raised by the Python Proxy. Return Message: "
+# The exception line a Python traceback ends with: `[module.]Class: message`.
+_EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*): (.+)")
+# Ours already say what failed and where; the class name would add nothing.
+_OWN_ERRORS = {SinkError.__name__}
+
+
+def _python_error(text: str) -> str | None:
+    """The last exception line of a Python traceback embedded in a JVM error, if there is one."""
+    _, found, traceback = text.partition(_PYTHON_PROXY)
+    if not found:
         return None
-    try:
-        while java.getCause() is not None and java.getCause() != java:
-            java = java.getCause()
-        return str(java.toString())
-    except Exception:  # the JVM may be gone already
+    last = None
+    for line in traceback.splitlines():
+        match = _EXCEPTION_LINE.fullmatch(line.rstrip())
+        if match:
+            last = match
+    if last is None:
         return None
+    name, message = last.groups()
+    return message if name in _OWN_ERRORS else f"{name}: {message}"
 
 
 def one_line(exc: BaseException) -> str:
     """A single line that says what went wrong, for a job's exit message."""
-    text = _jvm_root_cause(exc) or str(exc)
+    text = jvm_root_cause(exc) or str(exc)
     cause = next((label for marker, label in _KNOWN_CAUSES if marker in text), None)
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-    if len(first) > 300:
-        first = first[:300] + "..."
+    first = _python_error(text) or first_line(text) or type(exc).__name__
+    if len(first) > 400:
+        first = first[:400] + "..."
     return f"{cause}: {first}" if cause else first
 
 

@@ -51,6 +51,11 @@ class CassandraConfig:
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
 
+    @property
+    def endpoints(self) -> str:
+        """``host:port,...`` of the contact points, for messages."""
+        return ",".join(f"{host.strip()}:{self.port}" for host in self.hosts.split(","))
+
 
 @dataclass(frozen=True)
 class ElasticsearchConfig:

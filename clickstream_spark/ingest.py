@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from clickstream_spark.config import Config
+from clickstream_spark.errors import SinkError, first_line, jvm_root_cause
 from clickstream_spark.events_table import to_table_rows
 from clickstream_spark.parse import parse_kafka, quarantine_rows, valid_events
 from clickstream_spark.windows import changed_windows
@@ -76,13 +77,28 @@ def observed(parsed: DataFrame) -> DataFrame:
     )
 
 
-def _write_cassandra(frame: DataFrame, keyspace: str, table: str) -> None:
-    (
-        frame.write.format("org.apache.spark.sql.cassandra")
-        .options(keyspace=keyspace, table=table)
-        .mode("append")
-        .save()
-    )
+def _write_cassandra(frame: DataFrame, config: Config, table: str, batch_id: int) -> None:
+    """Append ``frame`` to ``table``; a failure names Cassandra, its hosts and the root cause
+    (the query's own error would only say that the Python foreachBatch function raised).
+
+    No retry here: after Cassandra came back, a second write through the connector's cached
+    session was seen to hang for good in the driver's schema refresh (connector 3.5.1, driver
+    4.18.1). Failing at once lets the scheduler restart the job, which replays the batch.
+    """
+    keyspace = config.cassandra.keyspace
+    try:
+        (
+            frame.write.format("org.apache.spark.sql.cassandra")
+            .options(keyspace=keyspace, table=table)
+            .mode("append")
+            .save()
+        )
+    except Exception as exc:
+        cause = first_line(jvm_root_cause(exc) or str(exc)) or type(exc).__name__
+        raise SinkError(
+            f"micro-batch {batch_id} not written to Cassandra at {config.cassandra.endpoints} "
+            f"({keyspace}.{table}; the next start replays it): {cause}"
+        ) from exc
 
 
 def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport:
@@ -97,7 +113,6 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
     started = time.monotonic()
     spark = parsed.sparkSession
     context = spark.sparkContext
-    keyspace = config.cassandra.keyspace
     name = config.stream.query_name
     ingested_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -105,7 +120,7 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
     try:
         events = valid_events(batch)
         context.setJobDescription(f"{name} batch {batch_id}: parse and write events")
-        _write_cassandra(to_table_rows(events), keyspace, EVENTS_TABLE)
+        _write_cassandra(to_table_rows(events), config, EVENTS_TABLE, batch_id)
 
         context.setJobDescription(f"{name} batch {batch_id}: count")
         per_partition = (
@@ -126,7 +141,7 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
                 f"{name} batch {batch_id}: write {rows - valid} to quarantine"
             )
             quarantine = quarantine_rows(batch, F.lit(ingested_at))
-            _write_cassandra(quarantine, keyspace, QUARANTINE_TABLE)
+            _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id)
 
         context.setJobDescription(f"{name} batch {batch_id}: changed windows")
         windows = changed_windows(events).collect() if valid else []
@@ -136,7 +151,7 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
                 [(w["window"], w["window_start"], ingested_at, batch_id) for w in windows],
                 "window string, window_start timestamp, changed_at timestamp, batch_id long",
             )
-            _write_cassandra(marks, keyspace, CHANGED_WINDOWS_TABLE)
+            _write_cassandra(marks, config, CHANGED_WINDOWS_TABLE, batch_id)
     finally:
         batch.unpersist()
         context.setJobDescription(None)

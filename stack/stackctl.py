@@ -196,6 +196,13 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0 if len(stopped) == len(servers) else 1
 
 
+def cmd_kill(args: argparse.Namespace) -> int:
+    for server in make_servers(args.servers, Layout()):
+        pid = lifecycle.kill(server)
+        say(f"{server.name}: not running" if pid is None else f"{server.name}: killed (pid {pid})")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     statuses = [lifecycle.status(s) for s in make_servers(args.servers, Layout())]
     for st in statuses:
@@ -312,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     servers_argument(sub)
 
     sub = command("down", cmd_down, "stop servers (SIGTERM, SIGKILL after 30 s)")
+    servers_argument(sub)
+
+    sub = command("kill", cmd_kill, "SIGKILL servers at once, as in a crash (for fault tests)")
     servers_argument(sub)
 
     sub = command("status", cmd_status, "one line per server; exit 0 only if all are up")

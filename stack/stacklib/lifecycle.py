@@ -8,6 +8,7 @@ of the server, so a stale pidfile or a recycled pid is never mistaken for a runn
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,7 +24,10 @@ from stacklib.procs import (
     port_holder,
     port_is_free,
     read_process,
+    signal_group,
+    signal_process,
     terminate,
+    wait_gone,
     working_dir,
 )
 from stacklib.servers import Server
@@ -189,6 +193,27 @@ def stop(server: Server) -> float | None:
     terminate(server.name, pid, targets, {p.pid for p in processes}, STOP_TIMEOUT_S, KILL_TIMEOUT_S)
     server.layout.pid_file(server.name).unlink(missing_ok=True)
     return time.monotonic() - started
+
+
+def kill(server: Server) -> int | None:
+    """SIGKILL ``server`` at once, as a crash would (fault tests): no shutdown, no flush.
+
+    Its whole process group and any stray process of it; the pid that was killed, or None if it
+    was not running. ``up`` starts it again from its data, as after a real crash.
+    """
+    pid = running_pid(server)
+    processes = server_processes(server)
+    if pid is None and not processes:
+        return None
+    if pid is not None:
+        signal_group(pid, signal.SIGKILL)
+    for process in processes:
+        signal_process(process.pid, signal.SIGKILL)
+    survivors = wait_gone([p.pid for p in processes] + ([pid] if pid else []), KILL_TIMEOUT_S)
+    if survivors:
+        raise StackError(f"{server.name}: pid(s) {', '.join(map(str, survivors))} survive SIGKILL")
+    server.layout.pid_file(server.name).unlink(missing_ok=True)
+    return pid if pid is not None else processes[0].pid
 
 
 # --- inspecting ---------------------------------------------------------------------------------

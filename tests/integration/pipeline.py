@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cassandra.cluster import Session
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
 from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
+from clickstream_spark.generate import generate_messages, message_record
 
 JOB_TIMEOUT_S = 600
 
@@ -99,9 +101,11 @@ class Pipeline:
         assert done.returncode == 0, f"{job} exited {done.returncode}:\n{output[-4000:]}"
         return output
 
-    def start(self, job: str, *args: str) -> subprocess.Popen:
-        """Start a job in its own process group (so that it can be killed whole)."""
-        log = open(self.work / f"{job}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+    def start(self, job: str, *args: str, log_name: str | None = None) -> subprocess.Popen:
+        """Start a job in its own process group (so that it can be killed whole); its output
+        goes to ``work/<log_name or job-time>.log``."""
+        name = log_name or f"{job}-{time.monotonic_ns()}"
+        log = open(self.work / f"{name}.log", "w")  # noqa: SIM115
         return subprocess.Popen(
             self.command(job, *args),
             cwd=PROJECT_ROOT,
@@ -114,6 +118,21 @@ class Pipeline:
     def committed_batches(self) -> int:
         commits = self.checkpoint / "commits"
         return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
+
+    def planned_batches(self) -> int:
+        """Micro-batches whose offsets were written: one more than committed while one runs."""
+        offsets = self.checkpoint / "offsets"
+        return len([p for p in offsets.iterdir() if p.name.isdigit()]) if offsets.exists() else 0
+
+    def wait_for_commits(self, job: subprocess.Popen, count: int, timeout_s: float = 300) -> None:
+        """Wait until the running ``job`` has committed ``count`` micro-batches in all."""
+        deadline = time.monotonic() + timeout_s
+        while self.committed_batches() < count:
+            assert job.poll() is None, f"the stream exited ({job.returncode}) before the fault"
+            assert time.monotonic() < deadline, (
+                f"{count} micro-batches not committed in {timeout_s} s"
+            )
+            time.sleep(0.2)
 
 
 @contextmanager
@@ -243,3 +262,170 @@ def es_documents(es: Elasticsearch, alias: str) -> dict[str, dict]:
     finally:
         es.clear_scroll(scroll_id=response["_scroll_id"])
     return docs
+
+
+def assert_cassandra_matches(pipeline: Pipeline, cassandra: Session, sent: list[dict]) -> None:
+    """Every message sent is in Cassandra exactly once: its event, or its quarantine row."""
+    assert cassandra_events(cassandra, pipeline.keyspace) == expected_events(sent)
+    assert cassandra_quarantine(cassandra, pipeline.keyspace) == expected_quarantine(sent)
+
+
+# -- fault tests: counting, a steady producer, breaking and restoring servers -------------------
+
+
+def stored_count(session: Session, keyspace: str) -> int:
+    """Messages the stream has written so far: events plus quarantined messages."""
+    count = 0
+    for table in ("events", "quarantine"):
+        count += session.execute(f"SELECT count(*) FROM {keyspace}.{table}", timeout=120).one()[0]
+    return count
+
+
+def topic_size(bootstrap_servers: str, topic: str, partitions: int = 3) -> int:
+    """Messages in the topic (the sum of its partitions' end offsets): what Kafka acknowledged."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "fault-tests-probe"})
+    try:
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(partitions)
+        )
+    finally:
+        consumer.close()
+
+
+class SteadyProducer:
+    """Generated events sent at a steady rate from a thread until :meth:`stop`.
+
+    The record of what was sent is taken in the thread right after each ``produce``, so it is
+    exact whenever the producer is stopped (a generator process killed by a signal could be
+    stopped between sending a message and writing it down). Idempotent with ``acks=all``, it rides
+    through a broker restart without losing or doubling a message.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        seed: int,
+        rate: float,
+        day: dt.date,
+        bad_fraction: float = 0.02,
+        limit: int = 200_000,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.seed, self.rate, self.day = seed, rate, day
+        self.bad_fraction, self.limit = bad_fraction, limit
+        self.sent: list[dict] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steady-producer", daemon=True)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> SteadyProducer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=300)
+
+    def _run(self) -> None:
+        try:
+            self._send()
+        except BaseException as exc:  # reported by stop()
+            self._error = exc
+
+    def _send(self) -> None:
+        producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "linger.ms": 20,
+                "enable.idempotence": True,
+                "acks": "all",
+                # Longer than any broker restart a test makes: a message is retried, not lost.
+                "message.timeout.ms": 300_000,
+                "delivery.report.only.error": True,
+                "on_delivery": lambda err, _msg: self.failures.append(str(err)) if err else None,
+                # Refused connections while a test has the broker down are expected, not news.
+                "log_level": 2,
+            }
+        )
+        start = dt.datetime.combine(self.day, dt.time(), dt.UTC)
+        messages = generate_messages(
+            self.limit,
+            start=start,
+            end=start + dt.timedelta(days=1),
+            bad_fraction=self.bad_fraction,
+            seed=self.seed,
+        )
+        began = time.monotonic()
+        for seq, message in enumerate(messages):
+            if self._stop.is_set():
+                break
+            while True:
+                try:
+                    producer.produce(self.topic, key=message.key, value=message.value)
+                    break
+                except BufferError:  # local queue full (broker away): let it drain
+                    producer.poll(0.1)
+            self.sent.append(message_record(seq, message))
+            if seq % 20 == 0:
+                producer.poll(0)
+                ahead = (seq + 1) / self.rate - (time.monotonic() - began)
+                if ahead > 0:
+                    self._stop.wait(ahead)
+        unacknowledged = producer.flush(300)
+        if unacknowledged:
+            self.failures.append(f"{unacknowledged} messages never acknowledged")
+
+    def stop(self) -> list[dict]:
+        """Stop sending, wait for every message to be acknowledged; what was sent, in order."""
+        self._stop.set()
+        self._thread.join(timeout=330)
+        assert not self._thread.is_alive(), "the producer did not finish flushing in 330 s"
+        if self._error is not None:
+            raise self._error
+        assert not self.failures, self.failures[:3]
+        return self.sent
+
+
+def stackctl(*args: str, timeout_s: float = 300) -> str:
+    """Run the project's stack tool (kill, up, status...); its output, or a failure with it."""
+    done = subprocess.run(
+        [sys.executable, "stack/stackctl.py", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"stackctl {' '.join(args)} exited {done.returncode}:\n{output}"
+    return output
+
+
+def wait_for_cassandra(session: Session, timeout_s: float = 120) -> None:
+    """Wait until ``session`` runs queries again (the driver reconnects on its own schedule)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            session.execute("SELECT release_version FROM system.local", timeout=10)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+@contextmanager
+def restored(server: str, cassandra: Session) -> Iterator[None]:
+    """Whatever a test does to ``server``, it is up (and bootstrapped) again afterwards, so the
+    tests that follow find the stack as they expect it."""
+    try:
+        yield
+    finally:
+        stackctl("up", server)
+        if server == "cassandra":
+            wait_for_cassandra(cassandra)

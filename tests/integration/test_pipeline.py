@@ -19,11 +19,10 @@ from elasticsearch import Elasticsearch
 from clickstream_spark.config import Config
 from tests.integration.pipeline import (
     Pipeline,
+    assert_cassandra_matches,
     cassandra_events,
-    cassandra_quarantine,
     es_documents,
     expected_events,
-    expected_quarantine,
     isolated_pipeline,
     kill_hard,
 )
@@ -52,11 +51,6 @@ def pipeline(
 def sent() -> list[dict]:
     """Every message the tests sent, in order."""
     return []
-
-
-def assert_cassandra_matches(pipeline: Pipeline, cassandra: Session, sent: list[dict]) -> None:
-    assert cassandra_events(cassandra, pipeline.keyspace) == expected_events(sent)
-    assert cassandra_quarantine(cassandra, pipeline.keyspace) == expected_quarantine(sent)
 
 
 def test_stream_stores_valid_events_and_quarantines_bad_ones(
