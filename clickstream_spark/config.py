@@ -87,8 +87,21 @@ class StreamConfig:
     checkpoint: str
     trigger_interval: str
     max_offsets_per_trigger: int
+    min_partitions: int
     starting_offsets: str
     query_name: str
+
+    def __post_init__(self) -> None:
+        if self.max_offsets_per_trigger < 1:
+            raise ConfigError(
+                f"stream.max_offsets_per_trigger: must be at least 1, got "
+                f"{self.max_offsets_per_trigger}"
+            )
+        if self.min_partitions < 0:
+            raise ConfigError(
+                f"stream.min_partitions: must be 0 (one task per Kafka partition) or more, got "
+                f"{self.min_partitions}"
+            )
 
 
 @dataclass(frozen=True)

@@ -55,15 +55,17 @@ class BatchReport:
 
 def kafka_source(spark: SparkSession, config: Config) -> DataFrame:
     """The topic as a stream of Kafka rows; losing data (e.g. retention) fails the query."""
-    return (
+    source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
         .option("subscribe", config.kafka.topic)
         .option("startingOffsets", config.stream.starting_offsets)
         .option("failOnDataLoss", "true")
         .option("maxOffsetsPerTrigger", str(config.stream.max_offsets_per_trigger))
-        .load()
     )
+    if config.stream.min_partitions > 0:
+        source = source.option("minPartitions", str(config.stream.min_partitions))
+    return source.load()
 
 
 def observed(parsed: DataFrame) -> DataFrame:

@@ -20,7 +20,7 @@ from clickstream_spark.cli import (
     load_or_exit,
     one_line,
 )
-from clickstream_spark.config import with_overrides
+from clickstream_spark.config import ConfigError, with_overrides
 from clickstream_spark.ingest import start_ingest
 from clickstream_spark.session import session_conf
 
@@ -50,6 +50,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--max-offsets-per-trigger", type=int, metavar="N", help="cap on messages per micro-batch"
     )
+    parser.add_argument(
+        "--min-partitions",
+        type=int,
+        metavar="N",
+        help="at least N Spark tasks per micro-batch (0: one per Kafka partition)",
+    )
     parser.add_argument("--checkpoint", metavar="PATH", help="checkpoint folder or Hadoop URI")
     parser.add_argument(
         "--starting-offsets",
@@ -66,15 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
     config = load_or_exit(args.parser, args.config)
-    config = with_overrides(
-        config,
-        "stream",
-        trigger_interval=args.trigger_interval,
-        max_offsets_per_trigger=args.max_offsets_per_trigger,
-        checkpoint=args.checkpoint,
-        starting_offsets=args.starting_offsets,
-    )
-    config = with_overrides(config, "kafka", topic=args.topic)
+    try:
+        config = with_overrides(
+            config,
+            "stream",
+            trigger_interval=args.trigger_interval,
+            max_offsets_per_trigger=args.max_offsets_per_trigger,
+            min_partitions=args.min_partitions,
+            checkpoint=args.checkpoint,
+            starting_offsets=args.starting_offsets,
+        )
+        config = with_overrides(config, "kafka", topic=args.topic)
+    except ConfigError as exc:
+        args.parser.error(str(exc))
 
     spark = (
         SparkSession.builder.appName(f"clickstream-stream ({config.stream.query_name})")

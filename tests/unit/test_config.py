@@ -63,6 +63,12 @@ DEFAULTS = Path(__file__).parents[2] / "conf" / "clickstream.toml"
         ("[cassandra]", "[cassandra]\npassword = 'x'", "is a secret"),
         ("[kafka]", "[kafka", "not valid TOML"),
         ('topic = "clickstream_topic"', 'topic = ""', "must not be empty"),
+        (
+            "max_offsets_per_trigger = 200000",
+            "max_offsets_per_trigger = 0",
+            "max_offsets_per_trigger: must be at least 1, got 0",
+        ),
+        ("min_partitions = 0", "min_partitions = -2", "min_partitions: must be 0 .* got -2"),
     ],
 )
 def test_bad_config_files_are_refused_clearly(
