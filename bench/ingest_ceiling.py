@@ -26,7 +26,7 @@ from clickstream_spark.config import load_config
 from clickstream_spark.events_table import to_table_rows
 from clickstream_spark.ingest import EVENTS_TABLE
 from clickstream_spark.parse import parse_kafka, valid_events
-from clickstream_spark.session import session_conf
+from clickstream_spark.session import stream_conf
 
 log = logging.getLogger("bench.ceiling")
 RESULT_PREFIX = "CEILING_RESULT "
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config()
     spark = (
         SparkSession.builder.appName("bench-ingest-ceiling")
-        .config(map=session_conf(config))
+        .config(map=stream_conf(config))
         .getOrCreate()
     )
     try:

@@ -49,6 +49,15 @@ from clickstream_spark.schema import (
 # loose to be the contract: anything between the two is abuse or a bug, and is quarantined whole.
 MAX_MESSAGE_BYTES = 64 * 1024
 
+# Rows per Arrow batch between the JVM and the Python parser (the stream sets
+# spark.sql.execution.arrow.maxRecordsPerBatch to it). Spark 3.5 sizes these batches by rows only,
+# and the JVM side of a batch is one direct-memory buffer (capped by the heap size): Spark's
+# default of 10,000 rows of values up to MAX_MESSAGE_BYTES could ask for 640 MiB per task. An
+# OutOfMemoryError there kills Spark's writer thread and leaves the task waiting for ever
+# (seen with 12,000 messages of 100 KB before larger messages stopped reaching Python).
+# 1,000 rows bound a batch to 64 MiB; typical batches are ~300 KB.
+ARROW_BATCH_ROWS = 1000
+
 # Objects and arrays nested deeper than this are refused as malformed. Events are flat (depth 1);
 # the limit makes the verdict independent of the interpreter's recursion limit and of the call
 # stack (which differ between a test run and a Spark Python worker), and keeps a hostile
@@ -459,6 +468,35 @@ def _mapped_schema() -> StructType:
     )
 
 
+def _oversized(source: DataFrame) -> DataFrame:
+    """The verdict of messages over MAX_MESSAGE_BYTES, natively: the same as :func:`classify`'s.
+
+    Only JSON whitespace is ``empty_value`` (at any size), anything else ``too_large``; the raw
+    copy is the text when the bytes are UTF-8 (Java's decoder, like Python's, refuses malformed
+    and surrogate sequences, so decode-then-encode gives the bytes back exactly when they are
+    UTF-8), base64 otherwise.
+    """
+    text = F.col("value").cast("string")  # the bytes as they are: no decoding, no copy of them
+    blank = F.length(F.btrim(text, F.lit(_JSON_WS))) == 0
+    utf8 = F.encode(F.decode(F.col("value"), "UTF-8"), "UTF-8") == F.col("value")
+    # Spark 3.5's base64() breaks lines every 76 characters unless
+    # spark.sql.chunkBase64String.enabled is false; the alphabet has no CR or LF, so dropping them
+    # gives Python's b64encode whatever the session says.
+    base64 = F.translate(F.base64(F.col("value")), "\r\n", "")
+    nothing = F.lit(None)
+    return source.select(
+        nothing.cast("string").alias("row_key"),
+        nothing.cast("string").alias("user_id"),
+        nothing.cast("timestamp").alias("timestamp"),
+        nothing.cast("string").alias("url"),
+        *(nothing.cast("string").alias(name) for name in OPTIONAL_FIELDS),
+        F.when(blank, F.lit(_EMPTY)).otherwise(F.lit(_TOO_LARGE)).alias("reason"),
+        F.when(utf8, text).otherwise(base64).alias("raw_value"),
+        F.when(utf8, F.lit("utf8")).otherwise(F.lit("base64")).alias("raw_encoding"),
+        *(F.col(name) for name in _COORDINATES),
+    )
+
+
 def parse_kafka(kafka: DataFrame) -> DataFrame:
     """Kafka source rows → one row per message with the event columns, ``reason`` and provenance.
 
@@ -467,16 +505,22 @@ def parse_kafka(kafka: DataFrame) -> DataFrame:
     one row per input row (never more, never fewer). Select the outputs with
     :func:`valid_events` and :func:`quarantine_rows`; when writing both from one micro-batch,
     ``persist()`` the parsed batch first, or the classifier runs once per output.
+
+    Messages over MAX_MESSAGE_BYTES never reach Python: they are quarantined whole by
+    :func:`_oversized`, so what crosses to the Python worker is bounded by
+    ``ARROW_BATCH_ROWS x MAX_MESSAGE_BYTES`` whatever the producers send (the broker accepts
+    1 MiB by default, and Spark sizes Arrow batches by rows only).
     """
-    to_map = kafka.select(
+    source = kafka.select(
         F.col("value"),
         F.col("topic"),
         F.col("partition"),
         F.col("offset"),
         F.col("timestamp").alias("kafka_timestamp"),
     )
-    mapped = to_map.mapInArrow(_classify_batches, _mapped_schema())
-    return mapped.select(
+    fits = F.col("value").isNull() | (F.length("value") <= MAX_MESSAGE_BYTES)
+    mapped = source.filter(fits).mapInArrow(_classify_batches, _mapped_schema())
+    classified = mapped.select(
         F.col("row_key"),
         F.col("user_id"),
         F.timestamp_micros(F.col("timestamp_us")).alias("timestamp"),
@@ -487,6 +531,7 @@ def parse_kafka(kafka: DataFrame) -> DataFrame:
         F.col("raw_encoding"),
         *(F.col(name) for name in _COORDINATES),
     )
+    return classified.unionByName(_oversized(source.filter(~fits)))
 
 
 def valid_events(parsed: DataFrame) -> DataFrame:
@@ -519,6 +564,7 @@ def quarantine_rows(parsed: DataFrame, ingested_at_col: Column) -> DataFrame:
 
 
 __all__ = [
+    "ARROW_BATCH_ROWS",
     "MAX_JSON_DEPTH",
     "MAX_MESSAGE_BYTES",
     "REASONS",

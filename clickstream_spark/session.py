@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clickstream_spark.config import Config
+from clickstream_spark.parse import ARROW_BATCH_ROWS
 
 
 def connector_conf(config: Config) -> dict[str, str]:
@@ -43,3 +44,11 @@ def event_log_conf(config: Config) -> dict[str, str]:
 def session_conf(config: Config) -> dict[str, str]:
     """Everything a job's SparkSession needs beyond conf/spark-defaults.conf."""
     return {**connector_conf(config), **event_log_conf(config)}
+
+
+def stream_conf(config: Config) -> dict[str, str]:
+    """The stream job's session: :func:`session_conf` and Arrow batches bounded for the parser."""
+    return {
+        **session_conf(config),
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
+    }

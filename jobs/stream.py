@@ -22,7 +22,7 @@ from clickstream_spark.cli import (
 )
 from clickstream_spark.config import ConfigError, with_overrides
 from clickstream_spark.ingest import start_ingest
-from clickstream_spark.session import session_conf
+from clickstream_spark.session import stream_conf
 
 log = logging.getLogger("clickstream.stream")
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = (
         SparkSession.builder.appName(f"clickstream-stream ({config.stream.query_name})")
-        .config(map=session_conf(config))
+        .config(map=stream_conf(config))
         .getOrCreate()
     )
     try:

@@ -596,6 +596,37 @@ def test_parse_kafka_agrees_with_classify_row_for_row(spark: SparkSession) -> No
         assert tuple(row[f] for f in Verdict._fields[1:10]) == tuple(v[1:10]), value
 
 
+def test_messages_over_the_limit_are_classified_natively_as_classify_does(
+    spark: SparkSession,
+) -> None:
+    # They never reach the Python worker (parse_kafka quarantines them in the JVM): every
+    # decision classify makes about them must come out the same, raw copy included.
+    over = MAX_MESSAGE_BYTES + 1
+    values = [
+        b" " * over,  # only JSON whitespace: empty at any size
+        b"\r\n\t " * (over // 4 + 1),
+        b"\f" * over,  # not JSON whitespace
+        b" " * (over - 1) + b"x",
+        encode(event(url="/" + "a" * over)),  # a valid event, but too large
+        ("é" * over).encode(),  # UTF-8, multi-byte
+        b"\xff" + b"a" * over,  # not UTF-8
+        b"a" * over + b"\xed\xa0\x80",  # an encoded surrogate: not UTF-8 for either
+        b"a" * over + b"\xc0\xaf",  # an overlong encoding
+        b"a" * over + "\ufffd".encode(),  # the replacement character itself is fine
+        b"\x00" * over,
+        b"x" * MAX_MESSAGE_BYTES,  # exactly at the limit: Python's, malformed JSON
+    ]
+    kafka = spark.createDataFrame(kafka_rows(values), KAFKA_SOURCE_SCHEMA).repartition(2)
+    got = {row["offset"]: row for row in parse_kafka(kafka).collect()}
+    assert len(got) == len(values)
+    for i, value in enumerate(values):
+        v = classify(value)
+        row = got[100 + i]
+        assert (row["reason"], row["raw_encoding"]) == (v.reason, v.raw_encoding), i
+        assert row["raw_value"] == v.raw_value, i
+        assert row["row_key"] is None and row["timestamp"] is None
+
+
 def test_valid_plus_quarantined_is_everything(spark: SparkSession) -> None:
     kafka = spark.createDataFrame(kafka_rows(MESSAGES * 7), KAFKA_SOURCE_SCHEMA).repartition(4)
     parsed = parse_kafka(kafka)
