@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import NoReturn
 
+import elastic_transport
+
 from clickstream_spark.config import Config, ConfigError, load_config
 
 # Root causes worth naming in the one line an operator reads, matched in the JVM's message.
@@ -62,10 +64,29 @@ def _jvm_root_cause(exc: BaseException) -> str | None:
         return None
 
 
+# The Python Elasticsearch client's network failures (index creation, alias swap, counts): its
+# text names urllib3 and "Connection refused", not Elasticsearch.
+_ES_CLIENT_NETWORK_ERRORS = (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout)
+
+
 def one_line(exc: BaseException) -> str:
-    """A single line that says what went wrong, for a job's exit message."""
+    """A single line that says what went wrong, for a job's exit message.
+
+    One of this package's exceptions raised ``from`` another one (``raise PublishError("...")
+    from exc``) says what the failure means for the job, its cause says why: both go on the line,
+    context first. Other libraries' chains stay out: their causes repeat their own message.
+    """
+    cause = exc.__cause__
+    if cause is not None and type(exc).__module__.startswith(f"{__package__}."):
+        return f"{_describe(exc)}: {one_line(cause)}"
+    return _describe(exc)
+
+
+def _describe(exc: BaseException) -> str:
     text = _jvm_root_cause(exc) or str(exc)
     cause = next((label for marker, label in _KNOWN_CAUSES if marker in text), None)
+    if isinstance(exc, _ES_CLIENT_NETWORK_ERRORS):
+        cause = "Elasticsearch is unreachable"
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
     if len(first) > 300:
         first = first[:300] + "..."
