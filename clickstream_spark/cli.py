@@ -8,6 +8,8 @@ import re
 import sys
 from typing import NoReturn
 
+import elastic_transport
+
 from clickstream_spark.config import Config, ConfigError, load_config
 from clickstream_spark.errors import SinkError, first_line, jvm_root_cause
 
@@ -79,10 +81,31 @@ def _python_error(text: str) -> str | None:
     return message if name in _OWN_ERRORS else f"{name}: {message}"
 
 
+# The Python Elasticsearch client's network failures (index creation, alias swap, counts): its
+# text names urllib3 and "Connection refused", not Elasticsearch.
+_ES_CLIENT_NETWORK_ERRORS = (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout)
+
+
 def one_line(exc: BaseException) -> str:
-    """A single line that says what went wrong, for a job's exit message."""
+    """A single line that says what went wrong, for a job's exit message.
+
+    One of this package's exceptions raised ``from`` another one (``raise PublishError("...")
+    from exc``) says what the failure means for the job, its cause says why: both go on the line,
+    context first. Other libraries' chains stay out: their causes repeat their own message. A
+    SinkError already carries its root cause in its message.
+    """
+    cause = exc.__cause__
+    own = type(exc).__module__.startswith(f"{__package__}.")
+    if cause is not None and own and not isinstance(exc, SinkError):
+        return f"{_describe(exc)}: {one_line(cause)}"
+    return _describe(exc)
+
+
+def _describe(exc: BaseException) -> str:
     text = jvm_root_cause(exc) or str(exc)
     cause = next((label for marker, label in _KNOWN_CAUSES if marker in text), None)
+    if isinstance(exc, _ES_CLIENT_NETWORK_ERRORS):
+        cause = "Elasticsearch is unreachable"
     first = _python_error(text) or first_line(text) or type(exc).__name__
     if len(first) > 400:
         first = first[:400] + "..."

@@ -63,6 +63,7 @@ class ElasticsearchConfig:
     port: int
     index: str
     wan_only: bool
+    batch_size_entries: int
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
 

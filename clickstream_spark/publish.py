@@ -291,12 +291,32 @@ def publish(
             spark.sparkContext.setJobDescription(None)
         publisher.verify_counts({index: counts.get(index, 0) for index in new.values()})
         publisher.swap(new, served)
-    except BaseException:
-        # Nothing was swapped: readers still see the previous result. Best effort clean-up;
-        # the next run removes whatever is left.
-        try:
-            publisher.discard(new.values())
-        except Exception:  # the server may be the thing that failed
-            log.warning("could not delete the unpublished indices %s", list(new.values()))
+    except Exception as exc:
+        _discard_unpublished(publisher, new)
+        # The operator's first question is whether readers are affected: say they are not,
+        # and keep the cause (a JVM error, a refused connection) on the same line.
+        raise PublishError(not_published(publisher.alias, recomputed)) from exc
+    except BaseException:  # KeyboardInterrupt, SystemExit: clean up, change nothing else
+        _discard_unpublished(publisher, new)
         raise
     return PublishReport(sum(counts.values()), recomputed_documents, new)
+
+
+def not_published(alias: str, recomputed: Sequence[Window]) -> str:
+    kinds = "/".join(sorted({w.kind for w in recomputed}))
+    return (
+        f"{len(recomputed)} {kinds} window(s) not published (the alias {alias} still serves "
+        "the previous result; rerun to publish them)"
+    )
+
+
+def _discard_unpublished(publisher: Publisher, new: dict[str, str]) -> None:
+    """Nothing was swapped: readers still see the previous result. Best-effort clean-up; the
+    next run removes whatever is left (an index a dead server could not delete, for one)."""
+    try:
+        publisher.discard(new.values())
+    except Exception:  # the server may be the thing that failed
+        log.warning(
+            "could not delete the unpublished indices %s (the next run deletes them)",
+            list(new.values()),
+        )

@@ -22,6 +22,7 @@ def connector_conf(config: Config) -> dict[str, str]:
         "es.nodes": es.nodes,
         "es.port": str(es.port),
         "es.nodes.wan.only": str(es.wan_only).lower(),
+        "es.batch.size.entries": str(es.batch_size_entries),
     }
     if cassandra.username:
         conf["spark.cassandra.auth.username"] = cassandra.username

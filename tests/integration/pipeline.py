@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from cassandra.cluster import Session
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -29,6 +30,7 @@ from elasticsearch import Elasticsearch
 from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
 from clickstream_spark.generate import generate_messages, message_record
+from tests.reference import reference_metrics
 
 JOB_TIMEOUT_S = 600
 
@@ -101,11 +103,13 @@ class Pipeline:
         assert done.returncode == 0, f"{job} exited {done.returncode}:\n{output[-4000:]}"
         return output
 
-    def start(self, job: str, *args: str, log_name: str | None = None) -> subprocess.Popen:
+    def start(
+        self, job: str, *args: str, log_name: str | None = None, log_path: Path | None = None
+    ) -> subprocess.Popen:
         """Start a job in its own process group (so that it can be killed whole); its output
-        goes to ``work/<log_name or job-time>.log``."""
+        goes to ``log_path``, or ``work/<log_name or job-time>.log``."""
         name = log_name or f"{job}-{time.monotonic_ns()}"
-        log = open(self.work / f"{name}.log", "w")  # noqa: SIM115
+        log = open(log_path or self.work / f"{name}.log", "w")  # noqa: SIM115
         return subprocess.Popen(
             self.command(job, *args),
             cwd=PROJECT_ROOT,
@@ -429,3 +433,56 @@ def restored(server: str, cassandra: Session) -> Iterator[None]:
         stackctl("up", server)
         if server == "cassandra":
             wait_for_cassandra(cassandra)
+
+
+def reference_documents(sent: list[dict]) -> dict[tuple, tuple]:
+    """(window, window_start, url, country) -> metrics, from the generator's own record."""
+    events = [
+        {
+            **m["event"],
+            "timestamp": dt.datetime.fromisoformat(m["event"]["timestamp"]).astimezone(dt.UTC),
+        }
+        for m in sent
+        if m["event"] is not None
+    ]
+    unique = {e["row_key"]: e for e in events}.values()  # sent twice, stored once
+    expected = {}
+    for kind in ("hour", "day"):
+        starts = {ev["timestamp"] for ev in unique}
+        for row in reference_metrics(unique, kind, starts):
+            window, start, url, country, *values = row
+            expected[(window, start.strftime("%Y-%m-%dT%H:%M:%SZ"), url, country)] = tuple(values)
+    return expected
+
+
+def published(es: Elasticsearch, alias: str) -> dict[tuple, tuple]:
+    documents = es_documents(es, alias)
+    result = {}
+    for doc in documents.values():
+        key = (doc["window"], doc["window_start"], doc["url"], doc["country"])
+        assert key not in result, f"two documents for {key}"
+        result[key] = tuple(
+            doc[f]
+            for f in (
+                "clicks",
+                "unique_users",
+                "avg_time_on_page_s",
+                "median_time_on_page_s",
+                "p90_time_on_page_s",
+                "time_on_page_coverage",
+            )
+        )
+    return result
+
+
+def assert_same_metrics(got: dict[tuple, tuple], expected: dict[tuple, tuple]) -> None:
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        assert got[key][:2] == values[:2], key  # clicks and unique users: exact
+        for name, value, want in zip(
+            ("avg", "median", "p90", "coverage"), got[key][2:], values[2:], strict=True
+        ):
+            if want is None:
+                assert value is None, (key, name)
+            else:
+                assert value == pytest.approx(want, rel=1e-9, abs=1e-9), (key, name)

@@ -20,13 +20,15 @@ from clickstream_spark.config import Config
 from tests.integration.pipeline import (
     Pipeline,
     assert_cassandra_matches,
+    assert_same_metrics,
     cassandra_events,
     es_documents,
     expected_events,
     isolated_pipeline,
     kill_hard,
+    published,
+    reference_documents,
 )
-from tests.reference import reference_metrics
 
 DAY = dt.date(2026, 3, 14)
 NEXT_DAY = DAY + dt.timedelta(days=1)
@@ -106,59 +108,6 @@ def test_a_killed_stream_resumes_without_loss_or_duplicates(
     pipeline.run("stream", "--available-now")
 
     assert_cassandra_matches(pipeline, cassandra, sent)
-
-
-def reference_documents(sent: list[dict]) -> dict[tuple, tuple]:
-    """(window, window_start, url, country) -> metrics, from the generator's own record."""
-    events = [
-        {
-            **m["event"],
-            "timestamp": dt.datetime.fromisoformat(m["event"]["timestamp"]).astimezone(UTC),
-        }
-        for m in sent
-        if m["event"] is not None
-    ]
-    unique = {e["row_key"]: e for e in events}.values()  # sent twice, stored once
-    expected = {}
-    for kind in ("hour", "day"):
-        starts = {ev["timestamp"] for ev in unique}
-        for row in reference_metrics(unique, kind, starts):
-            window, start, url, country, *values = row
-            expected[(window, start.strftime("%Y-%m-%dT%H:%M:%SZ"), url, country)] = tuple(values)
-    return expected
-
-
-def published(es: Elasticsearch, alias: str) -> dict[tuple, tuple]:
-    documents = es_documents(es, alias)
-    result = {}
-    for doc in documents.values():
-        key = (doc["window"], doc["window_start"], doc["url"], doc["country"])
-        assert key not in result, f"two documents for {key}"
-        result[key] = tuple(
-            doc[f]
-            for f in (
-                "clicks",
-                "unique_users",
-                "avg_time_on_page_s",
-                "median_time_on_page_s",
-                "p90_time_on_page_s",
-                "time_on_page_coverage",
-            )
-        )
-    return result
-
-
-def assert_same_metrics(got: dict[tuple, tuple], expected: dict[tuple, tuple]) -> None:
-    assert got.keys() == expected.keys()
-    for key, values in expected.items():
-        assert got[key][:2] == values[:2], key  # clicks and unique users: exact
-        for name, value, want in zip(
-            ("avg", "median", "p90", "coverage"), got[key][2:], values[2:], strict=True
-        ):
-            if want is None:
-                assert value is None, (key, name)
-            else:
-                assert value == pytest.approx(want, rel=1e-9, abs=1e-9), (key, name)
 
 
 def test_aggregate_publishes_exactly_the_reference(

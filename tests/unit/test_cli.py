@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import elastic_transport
+
 from clickstream_spark.cli import one_line
 from clickstream_spark.errors import SinkError
+from clickstream_spark.publish import PublishError
 
 # The shape of a stream's error when foreachBatch raised (pyspark 3.5, abridged from a real run
 # with Cassandra killed): the Python traceback is the message of the JVM's root cause.
@@ -48,3 +51,83 @@ def test_another_python_error_in_foreach_batch_keeps_its_class_name() -> None:
 def test_a_plain_error_is_its_first_line() -> None:
     assert one_line(SinkError("first\nsecond")) == "first"
     assert one_line(ValueError("")) == "ValueError"
+
+
+class FakeJavaException:
+    """The py4j side of a JVM exception: a cause chain and toString()."""
+
+    def __init__(self, text: str, cause: FakeJavaException | None = None) -> None:
+        self.text, self.cause = text, cause
+
+    def getCause(self) -> FakeJavaException | None:
+        return self.cause
+
+    def toString(self) -> str:
+        return self.text
+
+
+class FakePy4JError(Exception):
+    def __init__(self, java: FakeJavaException) -> None:
+        super().__init__("An error occurred while calling o123.save.\n: org.apache...")
+        self.java_exception = java
+
+
+ES_HADOOP_DOWN = (
+    "org.elasticsearch.hadoop.rest.EsHadoopNoNodesLeftException: Connection error (check network "
+    "and/or proxy settings)- all nodes failed; tried [[127.0.0.1:9200]]"
+)
+
+
+def jvm_error(root: str) -> FakePy4JError:
+    job = FakeJavaException(
+        "org.apache.spark.SparkException: Job aborted due to stage failure: ...\nat ...",
+        FakeJavaException(root),
+    )
+    return FakePy4JError(job)
+
+
+def test_the_jvm_root_cause_is_named() -> None:
+    assert one_line(jvm_error(ES_HADOOP_DOWN)) == f"Elasticsearch is unreachable: {ES_HADOOP_DOWN}"
+
+
+def test_the_python_client_failing_to_connect_names_elasticsearch() -> None:
+    # How the client reports a refused connection (its text comes from ``errors``).
+    refused = OSError("[Errno 111] Connection refused")
+    error = elastic_transport.ConnectionError("Connection error", errors=(refused,))
+    assert one_line(error) == (
+        "Elasticsearch is unreachable: Connection error caused by: "
+        "OSError([Errno 111] Connection refused)"
+    )
+
+
+def test_a_package_error_puts_its_context_before_the_cause() -> None:
+    try:
+        try:
+            raise jvm_error(ES_HADOOP_DOWN)
+        except FakePy4JError as exc:
+            raise PublishError("3 hour window(s) not published") from exc
+    except PublishError as exc:
+        line = one_line(exc)
+    assert line == (
+        f"3 hour window(s) not published: Elasticsearch is unreachable: {ES_HADOOP_DOWN}"
+    )
+    assert "\n" not in line
+
+
+def test_other_libraries_chains_are_not_repeated() -> None:
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as exc:
+            raise elastic_transport.ConnectionError("Connection error", errors=(exc,)) from exc
+    except elastic_transport.ConnectionError as exc:
+        line = one_line(exc)
+    assert line == (
+        "Elasticsearch is unreachable: Connection error caused by: "
+        "ConnectionRefusedError([Errno 111] Connection refused)"
+    )
+
+
+def test_a_long_message_is_cut_to_its_first_line_and_400_characters() -> None:
+    line = one_line(RuntimeError("x" * 500 + "\nsecond line"))
+    assert line == "x" * 400 + "..."

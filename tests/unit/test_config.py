@@ -85,3 +85,9 @@ def test_bad_config_files_are_refused_clearly(
 def test_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.toml", env={})
+
+
+def test_es_bulk_size_reaches_es_hadoop() -> None:
+    assert connector_conf(load_config(env={}))["es.batch.size.entries"] == "1000"
+    config = load_config(env={"CLICKSTREAM_ELASTICSEARCH_BATCH_SIZE_ENTRIES": "10"})
+    assert connector_conf(config)["es.batch.size.entries"] == "10"

@@ -2,16 +2,21 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from clickstream_spark import publish as publish_module
+from clickstream_spark.config import ElasticsearchConfig
 from clickstream_spark.publish import (
     DOCUMENT_FIELDS,
     ID_COLUMN,
     INDEX_COLUMN,
+    PublishError,
     Window,
     carried_over,
+    publish,
     shelf_column,
     shelf_of,
     to_documents,
@@ -77,3 +82,78 @@ def test_carried_over_keeps_only_windows_not_recomputed(spark: SparkSession) -> 
         COMPUTED,
     )
     assertDataFrameEqual(kept, expected)
+
+
+class FakeIndices:
+    """The index API surface publish() uses, on an empty cluster with the strict template."""
+
+    def __init__(self, fail_deletes: bool = False) -> None:
+        self.created: list[str] = []
+        self.deleted: list[str] = []
+        self.alias_actions: list[list[dict]] = []
+        self.fail_deletes = fail_deletes
+
+    def exists(self, index: str) -> bool:
+        return False
+
+    def exists_alias(self, name: str) -> bool:
+        return False
+
+    def get_alias(self, name: str) -> dict:
+        return {}
+
+    def get(self, index: str, expand_wildcards: str) -> dict:
+        return {}
+
+    def create(self, index: str) -> None:
+        self.created.append(index)
+
+    def get_mapping(self, index: str) -> dict:
+        properties = {field: {} for field in DOCUMENT_FIELDS}
+        return {index: {"mappings": {"dynamic": "strict", "properties": properties}}}
+
+    def delete(self, index: str, ignore_unavailable: bool = False) -> None:
+        if self.fail_deletes:
+            raise ConnectionRefusedError("Elasticsearch is gone")
+        self.deleted.append(index)
+
+    def update_aliases(self, actions: list[dict]) -> None:
+        self.alias_actions.append(actions)
+
+
+class FakeClient:
+    def __init__(self, indices: FakeIndices) -> None:
+        self.indices = indices
+
+
+ES_CONFIG = ElasticsearchConfig(
+    nodes="127.0.0.1", port=9200, index="results", wan_only=True, batch_size_entries=1000
+)
+
+
+@pytest.mark.parametrize("server_gone", [False, True])
+def test_a_failed_write_publishes_nothing_and_says_readers_keep_the_previous_result(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch, server_gone: bool
+) -> None:
+    written = RuntimeError("EsHadoopNoNodesLeftException: all nodes failed")
+
+    def failing_write(routed: object) -> None:
+        raise written
+
+    monkeypatch.setattr(publish_module, "write_documents", failing_write)
+    indices = FakeIndices(fail_deletes=server_gone)
+    windows = [Window("hour", T(2026, 3, 14, 23)), Window("hour", T(2026, 3, 14, 22))]
+    metrics = metrics_rows(spark, ("hour", T(2026, 3, 14, 23), "/a", "FR"))
+
+    with pytest.raises(PublishError) as raised:
+        publish(spark, FakeClient(indices), ES_CONFIG, metrics, windows, COMPUTED)  # type: ignore[arg-type]
+
+    assert str(raised.value) == (
+        "2 hour window(s) not published (the alias results still serves the previous result; "
+        "rerun to publish them)"
+    )
+    assert raised.value.__cause__ is written
+    assert indices.alias_actions == []  # the alias was never touched
+    assert len(indices.created) == 1  # one shelf: the hours of 2026-03-14
+    # Deleted when the server answers; otherwise left for the next run's orphan removal.
+    assert indices.deleted == ([] if server_gone else indices.created)

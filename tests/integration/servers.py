@@ -1,0 +1,79 @@
+"""Breaking and restoring the local stack's servers from tests, through the stack's own code.
+
+The stack starts each server in its own process group and writes the group leader's pid to
+``.state/run/<server>.pid`` (:mod:`stacklib.lifecycle`). Killing that group with SIGKILL is what
+a crash or the OOM killer does to the server: no shutdown hook, no flush, open connections reset.
+Restoring is ``stackctl up <server>``, which waits until the server is ready and bootstraps it
+again (idempotently), exactly as an operator would.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from clickstream_spark.config import PROJECT_ROOT
+
+# stackctl.py imports stacklib from its own folder; so do we.
+sys.path.insert(0, str(PROJECT_ROOT / "stack"))
+
+from stacklib import lifecycle
+from stacklib.layout import Layout
+from stacklib.procs import signal_group, wait_gone
+from stacklib.servers import make_servers
+
+STACKCTL = [sys.executable, "stack/stackctl.py"]
+# Elasticsearch is ready in 24-34 s on a quiet machine; the machine is shared and noisy.
+UP_TIMEOUT_S = 240
+GONE_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Killed:
+    server: str
+    pids: list[int]  # every process of the server that was alive and got SIGKILL
+    at: float  # time.monotonic() of the kill
+
+
+def server_pids(name: str) -> list[int]:
+    """The live processes of ``name`` of this checkout (group leader first), from .state/run."""
+    (server,) = make_servers([name], Layout())
+    leader = lifecycle.running_pid(server)
+    assert leader is not None, f"{name} is not running (.state/run/{name}.pid): run `make up`"
+    others = sorted(p.pid for p in lifecycle.server_processes(server) if p.pid != leader)
+    return [leader, *others]
+
+
+def kill_server(name: str) -> Killed:
+    """SIGKILL the whole process group of ``name`` (launcher and server JVM) and wait it out."""
+    pids = server_pids(name)
+    at = time.monotonic()
+    signal_group(pids[0], signal.SIGKILL)
+    survivors = wait_gone(pids, GONE_TIMEOUT_S)
+    assert not survivors, f"{name}: pid(s) {survivors} survived SIGKILL"
+    return Killed(name, pids, at)
+
+
+def is_up(name: str) -> bool:
+    done = subprocess.run(
+        [*STACKCTL, "is-up", name], cwd=PROJECT_ROOT, capture_output=True, timeout=60, check=False
+    )
+    return done.returncode == 0
+
+
+def start_server(name: str) -> float:
+    """``stackctl up <name>`` (ready and bootstrapped); the seconds it took."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [*STACKCTL, "up", "--timeout", str(UP_TIMEOUT_S), name],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=UP_TIMEOUT_S + 120,  # + bootstrap
+        check=False,
+    )
+    assert done.returncode == 0, f"stackctl up {name} failed:\n{done.stdout}{done.stderr}"
+    return time.monotonic() - started
