@@ -9,22 +9,34 @@ exactly-once effect on top of Spark's at-least-once sink.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from clickstream_spark.config import Config
 from clickstream_spark.errors import SinkError, first_line, jvm_root_cause
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.parse import parse_kafka, quarantine_rows, valid_events
+from clickstream_spark.parse import (
+    oversized_quarantine,
+    parse_kafka,
+    quarantine_rows,
+    valid_events,
+)
 from clickstream_spark.windows import changed_windows
 
 log = logging.getLogger(__name__)
+
+
+def _raw_left_out() -> Column:
+    """A bad message whose raw copy parse_kafka left out (it is over the size limit)."""
+    return F.col("reason").isNotNull() & F.col("raw_encoding").isNull()
+
 
 EVENTS_TABLE = "events"
 QUARANTINE_TABLE = "quarantine"
@@ -68,6 +80,26 @@ def kafka_source(spark: SparkSession, config: Config) -> DataFrame:
     return source.load()
 
 
+def kafka_range(
+    spark: SparkSession, config: Config, offsets: dict[int, tuple[int, int]]
+) -> DataFrame:
+    """The messages of ``offsets`` (partition -> first and last offset, inclusive), as a batch."""
+    topic = config.kafka.topic
+    return (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
+        .option("assign", json.dumps({topic: sorted(offsets)}))
+        .option(
+            "startingOffsets", json.dumps({topic: {str(p): a for p, (a, _) in offsets.items()}})
+        )
+        .option(
+            "endingOffsets", json.dumps({topic: {str(p): b + 1 for p, (_, b) in offsets.items()}})
+        )
+        .option("failOnDataLoss", "true")
+        .load()
+    )
+
+
 def observed(parsed: DataFrame) -> DataFrame:
     """Counts of each micro-batch, published in the query's progress (``observedMetrics``)."""
     is_valid = F.col("reason").isNull()
@@ -79,7 +111,22 @@ def observed(parsed: DataFrame) -> DataFrame:
     )
 
 
-def _write_cassandra(frame: DataFrame, config: Config, table: str, batch_id: int) -> None:
+# For rows of up to a megabyte or more: the connector otherwise buffers up to 1,000 batches per
+# task for grouping and keeps 16 in flight (measured: a heap OutOfMemoryError with 1 MB messages).
+_ONE_ROW_AT_A_TIME = {
+    "spark.cassandra.output.batch.size.rows": "1",
+    "spark.cassandra.output.batch.grouping.buffer.size": "4",
+    "spark.cassandra.output.concurrent.writes": "4",
+}
+
+
+def _write_cassandra(
+    frame: DataFrame,
+    config: Config,
+    table: str,
+    batch_id: int,
+    options: dict[str, str] | None = None,
+) -> None:
     """Append ``frame`` to ``table``; a failure names Cassandra, its hosts and the root cause
     (the query's own error would only say that the Python foreachBatch function raised).
 
@@ -91,7 +138,7 @@ def _write_cassandra(frame: DataFrame, config: Config, table: str, batch_id: int
     try:
         (
             frame.write.format("org.apache.spark.sql.cassandra")
-            .options(keyspace=keyspace, table=table)
+            .options(keyspace=keyspace, table=table, **(options or {}))
             .mode("append")
             .save()
         )
@@ -132,18 +179,28 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
                 F.max("offset").alias("last"),
                 F.count(F.lit(1)).alias("rows"),
                 F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
+                F.count(F.when(_raw_left_out(), 1)).alias("oversized"),
             )
             .collect()
         )
         rows = sum(r["rows"] for r in per_partition)
         valid = sum(r["valid"] for r in per_partition)
+        oversized = sum(r["oversized"] for r in per_partition)
 
-        if rows > valid:  # a clean batch skips the job (its scan and connector sessions)
+        if rows > valid + oversized:  # a clean batch skips the job (a scan, connector sessions)
             context.setJobDescription(
-                f"{name} batch {batch_id}: write {rows - valid} to quarantine"
+                f"{name} batch {batch_id}: write {rows - valid - oversized} to quarantine"
             )
             quarantine = quarantine_rows(batch, F.lit(ingested_at))
             _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id)
+        if oversized:
+            context.setJobDescription(
+                f"{name} batch {batch_id}: quarantine {oversized} oversized from Kafka"
+            )
+            offsets = {r["partition"]: (r["first"], r["last"]) for r in per_partition}
+            source = kafka_range(spark, config, offsets)
+            quarantine = oversized_quarantine(source, F.lit(ingested_at))
+            _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id, _ONE_ROW_AT_A_TIME)
 
         context.setJobDescription(f"{name} batch {batch_id}: changed windows")
         windows = changed_windows(events).collect() if valid else []
@@ -191,7 +248,9 @@ def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> St
             config.kafka.topic,
             config.stream.starting_offsets,
         )
-    parsed = observed(parse_kafka(kafka_source(spark, config)))
+    # Messages over the size limit are quarantined straight from Kafka (write_batch), so that
+    # the cached micro-batch never holds their raw copies: one cache block is read back whole.
+    parsed = observed(parse_kafka(kafka_source(spark, config), oversized_raw=False))
     writer = (
         parsed.writeStream.queryName(config.stream.query_name)
         .option("checkpointLocation", checkpoint)

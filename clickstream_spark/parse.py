@@ -468,13 +468,14 @@ def _mapped_schema() -> StructType:
     )
 
 
-def _oversized(source: DataFrame) -> DataFrame:
+def _oversized(source: DataFrame, keep_raw: bool = True) -> DataFrame:
     """The verdict of messages over MAX_MESSAGE_BYTES, natively: the same as :func:`classify`'s.
 
     Only JSON whitespace is ``empty_value`` (at any size), anything else ``too_large``; the raw
     copy is the text when the bytes are UTF-8 (Java's decoder, like Python's, refuses malformed
     and surrogate sequences, so decode-then-encode gives the bytes back exactly when they are
-    UTF-8), base64 otherwise.
+    UTF-8), base64 otherwise. Without ``keep_raw`` the raw copy and its encoding are null: the
+    caller writes these messages' quarantine rows with :func:`oversized_quarantine` instead.
     """
     text = F.col("value").cast("string")  # the bytes as they are: no decoding, no copy of them
     blank = F.length(F.btrim(text, F.lit(_JSON_WS))) == 0
@@ -491,13 +492,19 @@ def _oversized(source: DataFrame) -> DataFrame:
         nothing.cast("string").alias("url"),
         *(nothing.cast("string").alias(name) for name in OPTIONAL_FIELDS),
         F.when(blank, F.lit(_EMPTY)).otherwise(F.lit(_TOO_LARGE)).alias("reason"),
-        F.when(utf8, text).otherwise(base64).alias("raw_value"),
-        F.when(utf8, F.lit("utf8")).otherwise(F.lit("base64")).alias("raw_encoding"),
+        (F.when(utf8, text).otherwise(base64) if keep_raw else nothing.cast("string")).alias(
+            "raw_value"
+        ),
+        (
+            F.when(utf8, F.lit("utf8")).otherwise(F.lit("base64"))
+            if keep_raw
+            else nothing.cast("string")
+        ).alias("raw_encoding"),
         *(F.col(name) for name in _COORDINATES),
     )
 
 
-def parse_kafka(kafka: DataFrame) -> DataFrame:
+def parse_kafka(kafka: DataFrame, *, oversized_raw: bool = True) -> DataFrame:
     """Kafka source rows → one row per message with the event columns, ``reason`` and provenance.
 
     Input: the Kafka source columns (``value`` binary, ``topic``, ``partition``, ``offset``,
@@ -510,14 +517,12 @@ def parse_kafka(kafka: DataFrame) -> DataFrame:
     :func:`_oversized`, so what crosses to the Python worker is bounded by
     ``ARROW_BATCH_ROWS x MAX_MESSAGE_BYTES`` whatever the producers send (the broker accepts
     1 MiB by default, and Spark sizes Arrow batches by rows only).
+
+    ``oversized_raw=False`` leaves their raw copy out (null ``raw_value`` and ``raw_encoding``):
+    a cached micro-batch then stays small whatever the producers send, and the stream writes
+    those quarantine rows from Kafka with :func:`oversized_quarantine`.
     """
-    source = kafka.select(
-        F.col("value"),
-        F.col("topic"),
-        F.col("partition"),
-        F.col("offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-    )
+    source = _kafka_columns(kafka)
     fits = F.col("value").isNull() | (F.length("value") <= MAX_MESSAGE_BYTES)
     mapped = source.filter(fits).mapInArrow(_classify_batches, _mapped_schema())
     classified = mapped.select(
@@ -531,7 +536,25 @@ def parse_kafka(kafka: DataFrame) -> DataFrame:
         F.col("raw_encoding"),
         *(F.col(name) for name in _COORDINATES),
     )
-    return classified.unionByName(_oversized(source.filter(~fits)))
+    return classified.unionByName(_oversized(source.filter(~fits), keep_raw=oversized_raw))
+
+
+def _kafka_columns(kafka: DataFrame) -> DataFrame:
+    return kafka.select(
+        F.col("value"),
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+    )
+
+
+def oversized_quarantine(kafka: DataFrame, ingested_at_col: Column) -> DataFrame:
+    """QUARANTINE_SCHEMA rows of the messages over MAX_MESSAGE_BYTES in ``kafka``, raw copy
+    included: computed row by row from the source, never cached or sent to Python."""
+    source = _kafka_columns(kafka)
+    oversized = _oversized(source.filter(F.length("value") > MAX_MESSAGE_BYTES))
+    return quarantine_rows(oversized, ingested_at_col)
 
 
 def valid_events(parsed: DataFrame) -> DataFrame:
@@ -551,7 +574,10 @@ def quarantine_rows(parsed: DataFrame, ingested_at_col: Column) -> DataFrame:
     ``ingested_at_col`` is usually ``F.current_timestamp()`` (fixed per micro-batch); it is a
     parameter so that tests can pin it.
     """
-    return parsed.filter(F.col("reason").isNotNull()).select(
+    # A null raw_encoding marks a message whose raw copy was left out (parse_kafka with
+    # oversized_raw=False): its row comes from oversized_quarantine.
+    bad = F.col("reason").isNotNull() & F.col("raw_encoding").isNotNull()
+    return parsed.filter(bad).select(
         F.col("topic"),
         F.col("partition"),
         F.col("offset"),
@@ -572,6 +598,7 @@ __all__ = [
     "Verdict",
     "classify",
     "classify_batch",
+    "oversized_quarantine",
     "parse_kafka",
     "quarantine_rows",
     "valid_events",

@@ -24,6 +24,7 @@ from clickstream_spark.parse import (
     Verdict,
     classify,
     classify_batch,
+    oversized_quarantine,
     parse_kafka,
     quarantine_rows,
     valid_events,
@@ -625,6 +626,27 @@ def test_messages_over_the_limit_are_classified_natively_as_classify_does(
         assert (row["reason"], row["raw_encoding"]) == (v.reason, v.raw_encoding), i
         assert row["raw_value"] == v.raw_value, i
         assert row["row_key"] is None and row["timestamp"] is None
+
+
+def test_oversized_messages_can_be_quarantined_from_the_source_instead(
+    spark: SparkSession,
+) -> None:
+    # What the stream does: its cached batch leaves their raw copies out, and their quarantine
+    # rows are computed from Kafka again. Together: exactly the quarantine of parse_kafka.
+    over = MAX_MESSAGE_BYTES + 1
+    values = [b" " * over, b"\xff" * over, encode(event()), b"{", None, b"x" * over]
+    kafka = spark.createDataFrame(kafka_rows(values), KAFKA_SOURCE_SCHEMA)
+    at = F.lit(datetime(2024, 5, 2, 3, 4, 5))
+    lean = parse_kafka(kafka, oversized_raw=False)
+    left_out = lean.filter(F.col("reason").isNotNull() & F.col("raw_encoding").isNull())
+    assert sorted(r["offset"] for r in left_out.collect()) == [100, 101, 105]
+    assert sorted(r["offset"] for r in quarantine_rows(lean, at).collect()) == [103, 104]
+    assert sorted(r["offset"] for r in oversized_quarantine(kafka, at).collect()) == [100, 101, 105]
+    assertDataFrameEqual(
+        quarantine_rows(lean, at).unionByName(oversized_quarantine(kafka, at)),
+        quarantine_rows(parse_kafka(kafka), at),
+    )
+    assert lean.count() == len(values)
 
 
 def test_valid_plus_quarantined_is_everything(spark: SparkSession) -> None:

@@ -52,7 +52,7 @@ from clickstream_spark.parse import (
     quarantine_rows,
     valid_events,
 )
-from clickstream_spark.schema import KAFKA_SOURCE_SCHEMA
+from clickstream_spark.schema import EVENT_FIELDS, KAFKA_SOURCE_SCHEMA
 
 # --- the reference validator, from the contract --------------------------------------------------
 
@@ -844,7 +844,17 @@ KAFKA_TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 # pyspark 3.5's own pandas conversions call pandas 2.2's deprecated dtype checks.
 @pytest.mark.filterwarnings("ignore:is_.*_dtype is deprecated:DeprecationWarning")
 def test_parse_kafka_agrees_with_classify_on_a_hostile_batch(spark: SparkSession) -> None:
-    values = hostile_batch(1000)
+    # The drawn batch, and one message per reason so that every rule is met whatever was drawn.
+    values = [
+        *hostile_batch(1000),
+        b"",
+        b"x" * (LIMIT_BYTES + 1),
+        b"\xff",
+        b"{",
+        b"[]",
+        b'{"a": 1, "a": 2}',
+        *(_event_text(**{name: 5}) for name in EVENT_FIELDS),
+    ]
     verdicts = [classify(v) for v in values]
     covered = Counter(v.reason for v in verdicts)
     assert set(covered) == {None, *REASONS}, f"reasons not drawn: {set(REASONS) - set(covered)}"
