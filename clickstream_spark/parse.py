@@ -199,6 +199,11 @@ _OrjsonError = orjson.JSONDecodeError
 _Row = tuple[Any, ...]  # the fields of a Verdict, as a plain tuple (cheaper on the hot path)
 _NO_EVENT = (None,) * 9
 _TOMBSTONE: _Row = (_EMPTY, *_NO_EVENT, None, "none")
+# Over the size limit, value left out: only JSON whitespace (True) or anything else (False).
+_LEFT_OUT: dict[bool, _Row] = {
+    True: (_EMPTY, *_NO_EVENT, None, None),
+    False: (_TOO_LARGE, *_NO_EVENT, None, None),
+}
 
 
 def _raw(value: bytes) -> tuple[str, str]:
@@ -442,17 +447,31 @@ _CLASSIFIED_STRUCT = pa.struct(list(_CLASSIFIED_FIELDS))
 _COORDINATES = ("topic", "partition", "offset", "kafka_timestamp")
 
 
-def classify_batch(values: pa.Array) -> pa.RecordBatch:
-    """Classify an Arrow array of message values (binary, nulls for tombstones), row by row."""
+def classify_batch(values: pa.Array, oversized: pa.Array | None = None) -> pa.RecordBatch:
+    """Classify an Arrow array of message values (binary, nulls for tombstones), row by row.
+
+    ``oversized``, when given, marks the messages over MAX_MESSAGE_BYTES whose value was left out
+    (null: it fits; true: only JSON whitespace; false: anything else): they get their reason and
+    no raw copy (:func:`parse_kafka` with ``oversized_raw=False``).
+    """
     # to_numpy() builds the bytes objects in C; Array.to_pylist() would go through Arrow scalars.
-    rows = [_classify_row(v) for v in values.to_numpy(zero_copy_only=False).tolist()]
+    messages = values.to_numpy(zero_copy_only=False).tolist()
+    if oversized is None:
+        rows = [_classify_row(v) for v in messages]
+    else:
+        rows = [
+            _classify_row(v) if blank is None else _LEFT_OUT[blank]
+            for v, blank in zip(messages, oversized.to_pylist(), strict=True)
+        ]
     # Arrow reads the tuples as structs in C: ~4x cheaper than transposing them into columns.
     return pa.RecordBatch.from_struct_array(pa.array(rows, type=_CLASSIFIED_STRUCT))
 
 
 def _classify_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        classified = classify_batch(batch.column("value"))
+        names = batch.schema.names
+        oversized = batch.column("oversized") if "oversized" in names else None
+        classified = classify_batch(batch.column("value"), oversized)
         yield pa.RecordBatch.from_arrays(
             [batch.column(name) for name in _COORDINATES] + classified.columns,
             names=[*_COORDINATES, *classified.schema.names],
@@ -468,17 +487,20 @@ def _mapped_schema() -> StructType:
     )
 
 
-def _oversized(source: DataFrame, keep_raw: bool = True) -> DataFrame:
+def _only_json_whitespace() -> Column:
+    return F.length(F.btrim(F.col("value").cast("string"), F.lit(_JSON_WS))) == 0
+
+
+def _oversized(source: DataFrame) -> DataFrame:
     """The verdict of messages over MAX_MESSAGE_BYTES, natively: the same as :func:`classify`'s.
 
     Only JSON whitespace is ``empty_value`` (at any size), anything else ``too_large``; the raw
     copy is the text when the bytes are UTF-8 (Java's decoder, like Python's, refuses malformed
     and surrogate sequences, so decode-then-encode gives the bytes back exactly when they are
-    UTF-8), base64 otherwise. Without ``keep_raw`` the raw copy and its encoding are null: the
-    caller writes these messages' quarantine rows with :func:`oversized_quarantine` instead.
+    UTF-8), base64 otherwise.
     """
     text = F.col("value").cast("string")  # the bytes as they are: no decoding, no copy of them
-    blank = F.length(F.btrim(text, F.lit(_JSON_WS))) == 0
+    blank = _only_json_whitespace()
     utf8 = F.encode(F.decode(F.col("value"), "UTF-8"), "UTF-8") == F.col("value")
     # Spark 3.5's base64() breaks lines every 76 characters unless
     # spark.sql.chunkBase64String.enabled is false; the alphabet has no CR or LF, so dropping them
@@ -492,14 +514,8 @@ def _oversized(source: DataFrame, keep_raw: bool = True) -> DataFrame:
         nothing.cast("string").alias("url"),
         *(nothing.cast("string").alias(name) for name in OPTIONAL_FIELDS),
         F.when(blank, F.lit(_EMPTY)).otherwise(F.lit(_TOO_LARGE)).alias("reason"),
-        (F.when(utf8, text).otherwise(base64) if keep_raw else nothing.cast("string")).alias(
-            "raw_value"
-        ),
-        (
-            F.when(utf8, F.lit("utf8")).otherwise(F.lit("base64"))
-            if keep_raw
-            else nothing.cast("string")
-        ).alias("raw_encoding"),
+        F.when(utf8, text).otherwise(base64).alias("raw_value"),
+        F.when(utf8, F.lit("utf8")).otherwise(F.lit("base64")).alias("raw_encoding"),
         *(F.col(name) for name in _COORDINATES),
     )
 
@@ -513,19 +529,23 @@ def parse_kafka(kafka: DataFrame, *, oversized_raw: bool = True) -> DataFrame:
     :func:`valid_events` and :func:`quarantine_rows`; when writing both from one micro-batch,
     ``persist()`` the parsed batch first, or the classifier runs once per output.
 
-    Messages over MAX_MESSAGE_BYTES never reach Python: they are quarantined whole by
-    :func:`_oversized`, so what crosses to the Python worker is bounded by
-    ``ARROW_BATCH_ROWS x MAX_MESSAGE_BYTES`` whatever the producers send (the broker accepts
-    1 MiB by default, and Spark sizes Arrow batches by rows only).
-
-    ``oversized_raw=False`` leaves their raw copy out (null ``raw_value`` and ``raw_encoding``):
-    a cached micro-batch then stays small whatever the producers send, and the stream writes
-    those quarantine rows from Kafka with :func:`oversized_quarantine`.
+    ``oversized_raw=False`` is for a stream that caches its micro-batches: the values of
+    messages over MAX_MESSAGE_BYTES never reach Python (so what crosses to the Python worker is
+    bounded by ``ARROW_BATCH_ROWS x MAX_MESSAGE_BYTES`` whatever the producers send; Spark sizes
+    Arrow batches by rows only), and their rows carry the reason but no raw copy (null
+    ``raw_value`` and ``raw_encoding``), which keeps a cached batch small: write their
+    quarantine rows from Kafka with :func:`oversized_quarantine`.
     """
     source = _kafka_columns(kafka)
-    fits = F.col("value").isNull() | (F.length("value") <= MAX_MESSAGE_BYTES)
-    mapped = source.filter(fits).mapInArrow(_classify_batches, _mapped_schema())
-    classified = mapped.select(
+    if not oversized_raw:
+        fits = F.col("value").isNull() | (F.length("value") <= MAX_MESSAGE_BYTES)
+        source = source.select(
+            F.when(fits, F.col("value")).alias("value"),
+            F.when(~fits, _only_json_whitespace()).alias("oversized"),
+            *(F.col(name) for name in _COORDINATES),
+        )
+    mapped = source.mapInArrow(_classify_batches, _mapped_schema())
+    return mapped.select(
         F.col("row_key"),
         F.col("user_id"),
         F.timestamp_micros(F.col("timestamp_us")).alias("timestamp"),
@@ -536,7 +556,6 @@ def parse_kafka(kafka: DataFrame, *, oversized_raw: bool = True) -> DataFrame:
         F.col("raw_encoding"),
         *(F.col(name) for name in _COORDINATES),
     )
-    return classified.unionByName(_oversized(source.filter(~fits), keep_raw=oversized_raw))
 
 
 def _kafka_columns(kafka: DataFrame) -> DataFrame:

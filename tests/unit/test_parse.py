@@ -597,11 +597,12 @@ def test_parse_kafka_agrees_with_classify_row_for_row(spark: SparkSession) -> No
         assert tuple(row[f] for f in Verdict._fields[1:10]) == tuple(v[1:10]), value
 
 
-def test_messages_over_the_limit_are_classified_natively_as_classify_does(
+def test_messages_over_the_limit_are_quarantined_natively_as_classify_does(
     spark: SparkSession,
 ) -> None:
-    # They never reach the Python worker (parse_kafka quarantines them in the JVM): every
-    # decision classify makes about them must come out the same, raw copy included.
+    # The stream keeps their values away from Python and its cache: the reason is decided
+    # natively (parse_kafka with oversized_raw=False), the raw copy by oversized_quarantine. Both
+    # must say exactly what classify says.
     over = MAX_MESSAGE_BYTES + 1
     values = [
         b" " * over,  # only JSON whitespace: empty at any size
@@ -615,17 +616,18 @@ def test_messages_over_the_limit_are_classified_natively_as_classify_does(
         b"a" * over + b"\xc0\xaf",  # an overlong encoding
         b"a" * over + "\ufffd".encode(),  # the replacement character itself is fine
         b"\x00" * over,
-        b"x" * MAX_MESSAGE_BYTES,  # exactly at the limit: Python's, malformed JSON
     ]
     kafka = spark.createDataFrame(kafka_rows(values), KAFKA_SOURCE_SCHEMA).repartition(2)
-    got = {row["offset"]: row for row in parse_kafka(kafka).collect()}
-    assert len(got) == len(values)
+    at = F.lit(datetime(2024, 5, 2, 3, 4, 5))
+    lean = {row["offset"]: row for row in parse_kafka(kafka, oversized_raw=False).collect()}
+    raw = {row["offset"]: row for row in oversized_quarantine(kafka, at).collect()}
+    assert len(lean) == len(raw) == len(values)
     for i, value in enumerate(values):
         v = classify(value)
-        row = got[100 + i]
-        assert (row["reason"], row["raw_encoding"]) == (v.reason, v.raw_encoding), i
-        assert row["raw_value"] == v.raw_value, i
-        assert row["row_key"] is None and row["timestamp"] is None
+        assert (lean[100 + i]["reason"], lean[100 + i]["raw_encoding"]) == (v.reason, None), i
+        assert lean[100 + i]["row_key"] is None and lean[100 + i]["timestamp"] is None
+        assert (raw[100 + i]["reason"], raw[100 + i]["raw_encoding"]) == (v.reason, v.raw_encoding)
+        assert raw[100 + i]["raw_value"] == v.raw_value, i
 
 
 def test_oversized_messages_can_be_quarantined_from_the_source_instead(
