@@ -180,6 +180,8 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
                 F.count(F.lit(1)).alias("rows"),
                 F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
                 F.count(F.when(_raw_left_out(), 1)).alias("oversized"),
+                F.min(F.when(_raw_left_out(), F.col("offset"))).alias("first_oversized"),
+                F.max(F.when(_raw_left_out(), F.col("offset"))).alias("last_oversized"),
             )
             .collect()
         )
@@ -197,8 +199,13 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
             context.setJobDescription(
                 f"{name} batch {batch_id}: quarantine {oversized} oversized from Kafka"
             )
-            offsets = {r["partition"]: (r["first"], r["last"]) for r in per_partition}
-            source = kafka_range(spark, config, offsets)
+            # Only the span of each partition that holds some: they are usually few.
+            spans = {
+                r["partition"]: (r["first_oversized"], r["last_oversized"])
+                for r in per_partition
+                if r["oversized"]
+            }
+            source = kafka_range(spark, config, spans)
             quarantine = oversized_quarantine(source, F.lit(ingested_at))
             _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id, _ONE_ROW_AT_A_TIME)
 

@@ -55,7 +55,7 @@ DEFAULTS = Path(__file__).parents[2] / "conf" / "clickstream.toml"
     [
         ("[aggregate]", "[nope]\nx = 1\n[aggregate]", "unknown section"),
         (
-            "max_offsets_per_trigger = 200000",
+            "max_offsets_per_trigger = 500000",
             "max_offsets_per_trigger = 'many'",
             "expected an integer",
         ),
@@ -64,7 +64,7 @@ DEFAULTS = Path(__file__).parents[2] / "conf" / "clickstream.toml"
         ("[kafka]", "[kafka", "not valid TOML"),
         ('topic = "clickstream_topic"', 'topic = ""', "must not be empty"),
         (
-            "max_offsets_per_trigger = 200000",
+            "max_offsets_per_trigger = 500000",
             "max_offsets_per_trigger = 0",
             "max_offsets_per_trigger: must be at least 1, got 0",
         ),
