@@ -9,7 +9,6 @@ again (idempotently), exactly as an operator would.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -22,13 +21,11 @@ sys.path.insert(0, str(PROJECT_ROOT / "stack"))
 
 from stacklib import lifecycle
 from stacklib.layout import Layout
-from stacklib.procs import signal_group, wait_gone
 from stacklib.servers import make_servers
 
 STACKCTL = [sys.executable, "stack/stackctl.py"]
 # Elasticsearch is ready in 24-34 s on a quiet machine; the machine is shared and noisy.
 UP_TIMEOUT_S = 240
-GONE_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -48,12 +45,12 @@ def server_pids(name: str) -> list[int]:
 
 
 def kill_server(name: str) -> Killed:
-    """SIGKILL the whole process group of ``name`` (launcher and server JVM) and wait it out."""
+    """SIGKILL the whole process group of ``name`` (launcher and server JVM) and wait it out,
+    as ``stackctl kill`` does (the same :func:`stacklib.lifecycle.kill`)."""
     pids = server_pids(name)
+    (server,) = make_servers([name], Layout())
     at = time.monotonic()
-    signal_group(pids[0], signal.SIGKILL)
-    survivors = wait_gone(pids, GONE_TIMEOUT_S)
-    assert not survivors, f"{name}: pid(s) {survivors} survived SIGKILL"
+    lifecycle.kill(server)  # raises if a process survives
     return Killed(name, pids, at)
 
 
