@@ -11,12 +11,13 @@ accepts timestamps without a zone. ``json`` with hooks sees all of that exactly.
 Every message ends up in exactly one output: ``reason`` is null for a valid event and one of
 :data:`REASONS` otherwise, and nothing about the content can make the transform raise.
 
-Cost (500k generated messages, local[2], noop sink): ~85k rows/s, against ~250k for a bare
-``from_json`` into strings and ~190k with typed timestamps, i.e. 2.3-2.9x. Python's C JSON scanner
-is most of it. A native fast path was measured and rejected: proving a row unambiguous natively
-(one regex over the message for token types, escapes and duplicates, plus ``json_object_keys``)
-runs at ~35k rows/s, slower than the whole Python classifier. ``mapInArrow`` beats a scalar
-pandas UDF (~65k rows/s) by skipping pandas on both sides.
+Cost: the Python side takes ~9 µs per generated message on one core (bench/parse.py), half of
+it orjson: :func:`_fast_row` gives the exact verdict of plain valid events, everything else takes
+the exact path (~15 µs). Before the fast path the whole classifier ran at ~85k rows/s on
+local[2] (noop sink), against ~250k for a bare ``from_json`` into strings. A native fast path was
+measured and rejected: proving a row unambiguous natively (one regex over the message for token
+types, escapes and duplicates, plus ``json_object_keys``) ran at ~35k rows/s. ``mapInArrow``
+beats a scalar pandas UDF (~65k rows/s) by skipping pandas on both sides.
 """
 
 from __future__ import annotations
