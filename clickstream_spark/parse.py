@@ -11,7 +11,7 @@ accepts timestamps without a zone. ``json`` with hooks sees all of that exactly.
 Every message ends up in exactly one output: ``reason`` is null for a valid event and one of
 :data:`REASONS` otherwise, and nothing about the content can make the transform raise.
 
-Cost: the Python side takes ~9 µs per generated message on one core (bench/parse.py), half of
+Cost: the Python side takes ~9 µs per generated message on one core (bench/parse.py), a quarter of
 it orjson: :func:`_fast_row` gives the exact verdict of plain valid events, everything else takes
 the exact path (~15 µs). Before the fast path the whole classifier ran at ~85k rows/s on
 local[2] (noop sink), against ~250k for a bare ``from_json`` into strings. A native fast path was
