@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +12,7 @@ from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
 from clickstream_spark.config import Config
+from tests.integration.pipeline import OpenPipeline, isolated_pipeline
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,3 +47,13 @@ def es(config: Config) -> Iterator[Elasticsearch]:
     client = Elasticsearch(config.elasticsearch.url, request_timeout=30)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def open_pipeline(
+    config: Config, cassandra: Session, kafka_admin: AdminClient, es: Elasticsearch
+) -> OpenPipeline:
+    """``isolated_pipeline`` on this session's servers: ``open_pipeline(name, work, **options)``."""
+    return functools.partial(
+        isolated_pipeline, config=config, cassandra=cassandra, kafka_admin=kafka_admin, es=es
+    )

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,6 +181,10 @@ def isolated_pipeline(
         created = es.indices.get(index=f"{p.alias}-*", expand_wildcards="open,closed")
         if created:  # deleting by wildcard is refused (action.destructive_requires_name)
             es.indices.delete(index=",".join(created))
+
+
+# isolated_pipeline bound to a test session's servers (the `open_pipeline` fixture).
+OpenPipeline = Callable[..., AbstractContextManager[Pipeline]]
 
 
 def kill_hard(process: subprocess.Popen) -> None:

@@ -24,18 +24,17 @@ from urllib.request import urlopen
 
 import pytest
 from cassandra.cluster import Session
-from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.config import PROJECT_ROOT, Config
+from clickstream_spark.config import PROJECT_ROOT
 from clickstream_spark.generate import BAD_KINDS
 from tests.integration.pipeline import (
+    OpenPipeline,
     Pipeline,
     cassandra_events,
     es_documents,
     expected_events,
     expected_quarantine,
-    isolated_pipeline,
 )
 
 CLUSTER_MASTER = "spark://127.0.0.1:7077"
@@ -79,22 +78,15 @@ def pipelines(
     spark_cluster: str,
     tmp_path_factory: pytest.TempPathFactory,
     run_id: str,
-    config: Config,
-    cassandra: Session,
-    kafka_admin: AdminClient,
-    es: Elasticsearch,
+    open_pipeline: OpenPipeline,
 ) -> Iterator[dict[str, Pipeline]]:
     """{"cluster": ..., "local": ...}: the same jobs, two masters, nothing shared."""
     with ExitStack() as stack:
         made = {
             kind: stack.enter_context(
-                isolated_pipeline(
+                open_pipeline(
                     f"cl_{run_id}_{kind}",
                     tmp_path_factory.mktemp(f"cluster-{kind}"),
-                    config,
-                    cassandra,
-                    kafka_admin,
-                    es,
                     master=master,
                 )
             )

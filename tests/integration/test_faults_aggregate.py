@@ -27,17 +27,15 @@ from pathlib import Path
 from subprocess import Popen
 
 import pytest
-from cassandra.cluster import Session
-from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.config import Config, load_config
+from clickstream_spark.config import load_config
 from clickstream_spark.publish import Publisher
 from tests.integration.pipeline import (
+    OpenPipeline,
     Pipeline,
     assert_same_metrics,
     es_documents,
-    isolated_pipeline,
     kill_hard,
     published,
     reference_documents,
@@ -99,15 +97,9 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def pipeline(
-    tmp_path_factory: pytest.TempPathFactory,
-    run_id: str,
-    config: Config,
-    cassandra: Session,
-    kafka_admin: AdminClient,
-    es: Elasticsearch,
+    tmp_path_factory: pytest.TempPathFactory, run_id: str, open_pipeline: OpenPipeline
 ) -> Iterator[Pipeline]:
-    work = tmp_path_factory.mktemp("faults_aggregate")
-    with isolated_pipeline(f"fa_{run_id}", work, config, cassandra, kafka_admin, es) as p:
+    with open_pipeline(f"fa_{run_id}", tmp_path_factory.mktemp("faults_aggregate")) as p:
         yield p
 
 

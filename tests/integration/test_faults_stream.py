@@ -16,18 +16,17 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cassandra.cluster import Session
-from confluent_kafka.admin import AdminClient
-from elasticsearch import Elasticsearch
 
 from clickstream_spark.config import Config
 from tests.integration.pipeline import (
+    OpenPipeline,
     Pipeline,
     SteadyProducer,
     assert_cassandra_matches,
-    isolated_pipeline,
     kill_hard,
     restored,
     stackctl,
@@ -50,16 +49,10 @@ KAFKA_RIDE_THROUGH_S = 180
 
 @pytest.fixture
 def pipeline(
-    request: pytest.FixtureRequest,
-    tmp_path: pytest.TempPathFactory,
-    run_id: str,
-    config: Config,
-    cassandra: Session,
-    kafka_admin: AdminClient,
-    es: Elasticsearch,
+    request: pytest.FixtureRequest, tmp_path: Path, run_id: str, open_pipeline: OpenPipeline
 ) -> Iterator[Pipeline]:
     name = f"f{request.node.name.split('_')[1]}_{run_id}"
-    with isolated_pipeline(name, tmp_path, config, cassandra, kafka_admin, es) as p:
+    with open_pipeline(name, tmp_path) as p:
         yield p
 
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
-from elasticsearch import Elasticsearch
 
-from clickstream_spark.config import Config
 from clickstream_spark.parse import MAX_MESSAGE_BYTES, classify
-from tests.integration.pipeline import Pipeline, isolated_pipeline
+from tests.integration.pipeline import OpenPipeline, Pipeline
 from tests.unit.test_parse_properties import as_ref, hostile_batch, reference
 
 GENERATED = 3000  # drawn by Hypothesis (deterministic), plus the edges below
@@ -30,6 +28,7 @@ GENERATED = 3000  # drawn by Hypothesis (deterministic), plus the edges below
 # message.max.bytes): this topic and producer take up to 4 MiB, so that a 1 MiB url arrives
 # and the parser, not the broker, quarantines it as too_large.
 KAFKA_MAX_MESSAGE = 4 * 1024 * 1024
+BIG_MESSAGES_TOPIC = {"max.message.bytes": str(KAFKA_MAX_MESSAGE)}
 
 
 def _event(**fields: object) -> bytes:
@@ -90,19 +89,11 @@ def hostile_messages() -> list[bytes | None]:
 
 @pytest.fixture(scope="module")
 def hostile_pipeline(
-    tmp_path_factory: pytest.TempPathFactory,
-    run_id: str,
-    config: Config,
-    cassandra: Session,
-    kafka_admin: AdminClient,
-    es: Elasticsearch,
+    tmp_path_factory: pytest.TempPathFactory, run_id: str, open_pipeline: OpenPipeline
 ) -> Iterator[Pipeline]:
     work = tmp_path_factory.mktemp("hostile")
     # Raised on purpose: messages over Kafka's default 1 MB must reach the parser (`too_large`).
-    topic_config = {"max.message.bytes": str(KAFKA_MAX_MESSAGE)}
-    with isolated_pipeline(
-        f"hostile_{run_id}", work, config, cassandra, kafka_admin, es, topic_config=topic_config
-    ) as p:
+    with open_pipeline(f"hostile_{run_id}", work, topic_config=BIG_MESSAGES_TOPIC) as p:
         yield p
 
 
@@ -228,18 +219,8 @@ FLOOD_URL_BYTES = 1_000_000
 
 
 @pytest.fixture
-def flood_pipeline(
-    tmp_path: pytest.TempPathFactory,
-    run_id: str,
-    config: Config,
-    cassandra: Session,
-    kafka_admin: AdminClient,
-    es: Elasticsearch,
-) -> Iterator[Pipeline]:
-    topic_config = {"max.message.bytes": str(KAFKA_MAX_MESSAGE)}
-    with isolated_pipeline(
-        f"flood_{run_id}", tmp_path, config, cassandra, kafka_admin, es, topic_config=topic_config
-    ) as p:
+def flood_pipeline(tmp_path: Path, run_id: str, open_pipeline: OpenPipeline) -> Iterator[Pipeline]:
+    with open_pipeline(f"flood_{run_id}", tmp_path, topic_config=BIG_MESSAGES_TOPIC) as p:
         yield p
 
 

@@ -13,18 +13,16 @@ from collections.abc import Iterator
 
 import pytest
 from cassandra.cluster import Session
-from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.config import Config
 from tests.integration.pipeline import (
+    OpenPipeline,
     Pipeline,
     assert_cassandra_matches,
     assert_same_metrics,
     cassandra_events,
     es_documents,
     expected_events,
-    isolated_pipeline,
     kill_hard,
     published,
     reference_documents,
@@ -37,15 +35,9 @@ UTC = dt.UTC
 
 @pytest.fixture(scope="module")
 def pipeline(
-    tmp_path_factory: pytest.TempPathFactory,
-    run_id: str,
-    config: Config,
-    cassandra: Session,
-    kafka_admin: AdminClient,
-    es: Elasticsearch,
+    tmp_path_factory: pytest.TempPathFactory, run_id: str, open_pipeline: OpenPipeline
 ) -> Iterator[Pipeline]:
-    work = tmp_path_factory.mktemp("pipeline")
-    with isolated_pipeline(f"it_{run_id}", work, config, cassandra, kafka_admin, es) as p:
+    with open_pipeline(f"it_{run_id}", tmp_path_factory.mktemp("pipeline")) as p:
         yield p
 
 
