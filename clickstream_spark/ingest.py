@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -26,16 +26,12 @@ from clickstream_spark.parse import (
     oversized_quarantine,
     parse_kafka,
     quarantine_rows,
+    raw_left_out,
     valid_events,
 )
 from clickstream_spark.windows import changed_windows
 
 log = logging.getLogger(__name__)
-
-
-def _raw_left_out() -> Column:
-    """A bad message whose raw copy parse_kafka left out (it is over the size limit)."""
-    return F.col("reason").isNotNull() & F.col("raw_encoding").isNull()
 
 
 EVENTS_TABLE = "events"
@@ -179,9 +175,9 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
                 F.max("offset").alias("last"),
                 F.count(F.lit(1)).alias("rows"),
                 F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
-                F.count(F.when(_raw_left_out(), 1)).alias("oversized"),
-                F.min(F.when(_raw_left_out(), F.col("offset"))).alias("first_oversized"),
-                F.max(F.when(_raw_left_out(), F.col("offset"))).alias("last_oversized"),
+                F.count(F.when(raw_left_out(), 1)).alias("oversized"),
+                F.min(F.when(raw_left_out(), F.col("offset"))).alias("first_oversized"),
+                F.max(F.when(raw_left_out(), F.col("offset"))).alias("last_oversized"),
             )
             .collect()
         )

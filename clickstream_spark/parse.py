@@ -588,15 +588,20 @@ def valid_events(parsed: DataFrame) -> DataFrame:
     )
 
 
+def raw_left_out() -> Column:
+    """The bad messages whose raw copy :func:`parse_kafka` left out (``oversized_raw=False``):
+    a reason but a null ``raw_encoding`` (every other bad message has one, tombstones ``none``)."""
+    return F.col("reason").isNotNull() & F.col("raw_encoding").isNull()
+
+
 def quarantine_rows(parsed: DataFrame, ingested_at_col: Column) -> DataFrame:
     """The bad messages of :func:`parse_kafka`'s output, as QUARANTINE_SCHEMA rows.
 
     ``ingested_at_col`` is usually ``F.current_timestamp()`` (fixed per micro-batch); it is a
     parameter so that tests can pin it.
     """
-    # A null raw_encoding marks a message whose raw copy was left out (parse_kafka with
-    # oversized_raw=False): its row comes from oversized_quarantine.
-    bad = F.col("reason").isNotNull() & F.col("raw_encoding").isNotNull()
+    # A message whose raw copy was left out gets its row from oversized_quarantine.
+    bad = F.col("reason").isNotNull() & ~raw_left_out()
     return parsed.filter(bad).select(
         F.col("topic"),
         F.col("partition"),
@@ -621,5 +626,6 @@ __all__ = [
     "oversized_quarantine",
     "parse_kafka",
     "quarantine_rows",
+    "raw_left_out",
     "valid_events",
 ]

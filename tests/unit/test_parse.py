@@ -27,6 +27,7 @@ from clickstream_spark.parse import (
     oversized_quarantine,
     parse_kafka,
     quarantine_rows,
+    raw_left_out,
     valid_events,
 )
 from clickstream_spark.schema import (
@@ -640,7 +641,7 @@ def test_oversized_messages_can_be_quarantined_from_the_source_instead(
     kafka = spark.createDataFrame(kafka_rows(values), KAFKA_SOURCE_SCHEMA)
     at = F.lit(datetime(2024, 5, 2, 3, 4, 5))
     lean = parse_kafka(kafka, oversized_raw=False)
-    left_out = lean.filter(F.col("reason").isNotNull() & F.col("raw_encoding").isNull())
+    left_out = lean.filter(raw_left_out())
     assert sorted(r["offset"] for r in left_out.collect()) == [100, 101, 105]
     assert sorted(r["offset"] for r in quarantine_rows(lean, at).collect()) == [103, 104]
     assert sorted(r["offset"] for r in oversized_quarantine(kafka, at).collect()) == [100, 101, 105]
