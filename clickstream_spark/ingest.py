@@ -29,7 +29,7 @@ from clickstream_spark.parse import (
     raw_left_out,
     valid_events,
 )
-from clickstream_spark.windows import changed_windows
+from clickstream_spark.windows import touched_hours, windows_of_hours
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,11 @@ _ONE_ROW_AT_A_TIME = {
 }
 
 
+# Each quarantine row is a partition of its own ((topic, partition, offset)): grouped by partition
+# key (the default) that is one row per statement. Rows bound for the same replicas go together.
+_ACROSS_PARTITIONS = {"spark.cassandra.output.batch.grouping.key": "replica_set"}
+
+
 def _write_cassandra(
     frame: DataFrame,
     config: Config,
@@ -151,9 +156,9 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
 
     The events write is the batch's first action: each task parses its Kafka rows once, fills
     the cache and writes to Cassandra, so the Python parser and the connector's asynchronous
-    writes overlap (measured: faster than a separate parse-and-count pass first). The counts,
-    windows and quarantine then read the cache. Windows are marked last: an aggregation that
-    sees a mark is then sure to see its events.
+    writes overlap (measured: faster than a separate parse-and-count pass first). One scan of
+    the cache then counts and finds the changed windows, and the quarantine reads it too.
+    Windows are marked last: an aggregation that sees a mark is then sure to see its events.
     """
     started = time.monotonic()
     spark = parsed.sparkSession
@@ -167,20 +172,23 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
         context.setJobDescription(f"{name} batch {batch_id}: parse and write events")
         _write_cassandra(to_table_rows(events), config, EVENTS_TABLE, batch_id)
 
-        context.setJobDescription(f"{name} batch {batch_id}: count")
+        context.setJobDescription(f"{name} batch {batch_id}: count and changed windows")
+        is_valid = F.col("reason").isNull()
         per_partition = (
             batch.groupBy("partition")
             .agg(
                 F.min("offset").alias("first"),
                 F.max("offset").alias("last"),
                 F.count(F.lit(1)).alias("rows"),
-                F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
+                F.count(F.when(is_valid, 1)).alias("valid"),
                 F.count(F.when(raw_left_out(), 1)).alias("oversized"),
                 F.min(F.when(raw_left_out(), F.col("offset"))).alias("first_oversized"),
                 F.max(F.when(raw_left_out(), F.col("offset"))).alias("last_oversized"),
+                touched_hours(F.when(is_valid, F.col("timestamp"))).alias("hours"),
             )
             .collect()
         )
+        windows = windows_of_hours(hour for r in per_partition for hour in r["hours"])
         rows = sum(r["rows"] for r in per_partition)
         valid = sum(r["valid"] for r in per_partition)
         oversized = sum(r["oversized"] for r in per_partition)
@@ -190,7 +198,7 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
                 f"{name} batch {batch_id}: write {rows - valid - oversized} to quarantine"
             )
             quarantine = quarantine_rows(batch, F.lit(ingested_at))
-            _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id)
+            _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id, _ACROSS_PARTITIONS)
         if oversized:
             context.setJobDescription(
                 f"{name} batch {batch_id}: quarantine {oversized} oversized from Kafka"
@@ -205,12 +213,10 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
             quarantine = oversized_quarantine(source, F.lit(ingested_at))
             _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id, _ONE_ROW_AT_A_TIME)
 
-        context.setJobDescription(f"{name} batch {batch_id}: changed windows")
-        windows = changed_windows(events).collect() if valid else []
         if windows:
             context.setJobDescription(f"{name} batch {batch_id}: mark {len(windows)} windows")
             marks = spark.createDataFrame(
-                [(w["window"], w["window_start"], ingested_at, batch_id) for w in windows],
+                [(kind, start, ingested_at, batch_id) for kind, start in windows],
                 "window string, window_start timestamp, changed_at timestamp, batch_id long",
             )
             _write_cassandra(marks, config, CHANGED_WINDOWS_TABLE, batch_id)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from clickstream_spark.metrics import MAX_GAP_S
@@ -50,38 +50,25 @@ def hours_to_read(
     return sorted(hours)
 
 
-def changed_windows(events: DataFrame, max_gap_seconds: int = MAX_GAP_S) -> DataFrame:
-    """(window, window_start) of every window whose results ``events`` can change.
+def touched_hours(timestamp: Column, max_gap_seconds: int = MAX_GAP_S) -> Column:
+    """Aggregate: the UTC hour starts whose windows events at ``timestamp`` can change.
 
-    That is the windows holding each event, and those holding the moment ``max_gap_seconds``
-    before it (the user's previous event, whose time on page the new event may define).
+    That is each event's own hour and the hour holding the moment ``max_gap_seconds`` before it
+    (the user's previous event, whose time on page the new event may define); null timestamps
+    touch nothing. A day window changes exactly when one of its hours does:
+    :func:`windows_of_hours` turns the hours into the hour and day windows. One aggregate, so
+    that it rides along with other per-batch counts in a single scan.
     """
-    moments = events.select(
-        F.explode(
-            F.array(
-                F.col("timestamp"),
-                F.col("timestamp") - F.make_dt_interval(secs=F.lit(max_gap_seconds)),
-            )
-        ).alias("moment")
-    )
-    return (
-        moments.select(
-            F.explode(
-                F.array(
-                    F.struct(
-                        F.lit("hour").alias("window"),
-                        F.date_trunc("hour", "moment").alias("window_start"),
-                    ),
-                    F.struct(
-                        F.lit("day").alias("window"),
-                        F.date_trunc("day", "moment").alias("window_start"),
-                    ),
-                )
-            ).alias("w")
-        )
-        .select(F.col("w.window").alias("window"), F.col("w.window_start").alias("window_start"))
-        .distinct()
-    )
+    earlier = timestamp - F.make_dt_interval(secs=F.lit(max_gap_seconds))
+    both = F.array(F.date_trunc("hour", timestamp), F.date_trunc("hour", earlier))
+    return F.array_distinct(F.flatten(F.collect_set(F.when(timestamp.isNotNull(), both))))
+
+
+def windows_of_hours(hours: Iterable[dt.datetime]) -> list[tuple[WindowKind, dt.datetime]]:
+    """The hour windows starting at ``hours`` and the day windows holding them, each once."""
+    starts = set(hours)
+    days = {window_start("day", hour) for hour in starts}
+    return [("hour", hour) for hour in sorted(starts)] + [("day", day) for day in sorted(days)]
 
 
 def parse_window_start(kind: WindowKind, text: str) -> dt.datetime:

@@ -4,10 +4,15 @@ import datetime as dt
 
 import pytest
 from pyspark.sql import SparkSession
-from pyspark.testing import assertDataFrameEqual
+from pyspark.sql import functions as F
 
-from clickstream_spark.schema import EVENT_SCHEMA
-from clickstream_spark.windows import changed_windows, hours_to_read, window_start, window_starts
+from clickstream_spark.windows import (
+    hours_to_read,
+    touched_hours,
+    window_start,
+    window_starts,
+    windows_of_hours,
+)
 
 T = dt.datetime
 
@@ -40,34 +45,34 @@ def test_hours_to_read_adds_the_look_ahead() -> None:
     assert len(hours_to_read("hour", [T(2026, 1, 1, 5), T(2026, 1, 1, 6)], look_ahead)) == 3
 
 
-def _events(spark: SparkSession, *moments: dt.datetime):
-    rows = [
-        (f"r{i}", "u", moment, "/", None, None, None, None, None)
-        for i, moment in enumerate(moments)
-    ]
-    return spark.createDataFrame(rows, EVENT_SCHEMA)
+def _touched(spark: SparkSession, *moments: dt.datetime | None) -> list[tuple[str, dt.datetime]]:
+    """The windows that events at ``moments`` change (null: a bad message's missing timestamp)."""
+    events = spark.createDataFrame([(m,) for m in moments], "timestamp timestamp")
+    (hours,) = events.agg(touched_hours(F.col("timestamp")).alias("hours")).first()
+    return windows_of_hours(hours)
 
 
-def test_changed_windows_marks_the_window_of_the_previous_event(spark: SparkSession) -> None:
+def test_changed_windows_include_the_window_of_the_previous_event(spark: SparkSession) -> None:
     # 00:10 on Jan 2: the user's previous event may be as early as 23:40 on Jan 1.
-    events = _events(spark, T(2026, 1, 2, 0, 10), T(2026, 1, 2, 0, 50))
-    expected = spark.createDataFrame(
-        [
-            ("hour", T(2026, 1, 1, 23)),
-            ("hour", T(2026, 1, 2, 0)),
-            ("day", T(2026, 1, 1)),
-            ("day", T(2026, 1, 2)),
-        ],
-        "window string, window_start timestamp",
-    )
-    assertDataFrameEqual(changed_windows(events), expected)
+    assert _touched(spark, T(2026, 1, 2, 0, 10), T(2026, 1, 2, 0, 50)) == [
+        ("hour", T(2026, 1, 1, 23)),
+        ("hour", T(2026, 1, 2, 0)),
+        ("day", T(2026, 1, 1)),
+        ("day", T(2026, 1, 2)),
+    ]
 
 
 def test_changed_windows_exact_boundary(spark: SparkSession) -> None:
     # Exactly 30 minutes after the hour: the previous event can be exactly on the hour.
-    events = _events(spark, T(2026, 1, 2, 10, 30))
-    expected = spark.createDataFrame(
-        [("hour", T(2026, 1, 2, 10)), ("day", T(2026, 1, 2))],
-        "window string, window_start timestamp",
-    )
-    assertDataFrameEqual(changed_windows(events), expected)
+    assert _touched(spark, T(2026, 1, 2, 10, 30)) == [
+        ("hour", T(2026, 1, 2, 10)),
+        ("day", T(2026, 1, 2)),
+    ]
+
+
+def test_null_timestamps_touch_no_window(spark: SparkSession) -> None:
+    assert _touched(spark, None, T(2026, 1, 2, 10, 45), None) == [
+        ("hour", T(2026, 1, 2, 10)),
+        ("day", T(2026, 1, 2)),
+    ]
+    assert _touched(spark, None) == []
