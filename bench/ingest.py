@@ -28,6 +28,11 @@ plain
     synchronous ``session.execute(prepared, ...)`` per message, over the first
     ``--plain-events`` messages. An extra line reports the same with 64 concurrent
     ``execute_async`` inserts (not used in the ratios).
+bare, parse (yardsticks, not in the last line)
+    bench/stream_bare.py with the stream's harness: the bare query (parse, valid events to
+    Cassandra, nothing else: what the stream would cost without quarantine and bookkeeping) and
+    the Kafka read plus parser alone (noop sink). Parser and sink share the cores, so
+    ``parse/(parse + ceiling)`` bounds what stream/ceiling can reach on this machine.
 
 Each timed phase writes into a keyspace of its own (``<run>_stream0``, ``<run>_ceiling0``,
 ``<run>_plain``), created from conf/cassandra/*.cql before it and dropped after it, outside the
@@ -81,7 +86,13 @@ PERIOD_END = PERIOD_START + dt.timedelta(days=1)
 SAMPLE_S = 0.2
 STREAM_JOB = "jobs/stream.py"
 CEILING_SCRIPT = "bench/ingest_ceiling.py"
-PHASES = ("stream", "ceiling", "plain")
+PHASES = ("stream", "ceiling", "plain", "bare", "parse")
+# Yardsticks run with the stream's harness: what the stream would do without write_batch's
+# extras (bare), and the Kafka read plus parser alone (parse), for the bound in the report.
+YARDSTICKS = {
+    "bare": ("bench/stream_bare.py", ()),
+    "parse": ("bench/stream_bare.py", ("--sink", "noop")),
+}
 CEILING_RESULT = "CEILING_RESULT "
 ASYNC_CONCURRENCY = 64
 
@@ -526,18 +537,19 @@ class StreamResult:
 def run_stream(
     bench: Bench,
     keyspace: str,
-    index: int,
+    index: str,
     spark_args: list[str],
     job_script: str,
     max_offsets: int | None,
     timeout_s: float,
     cpu: CpuAccount,
+    job_args: Sequence[str] = (),
 ) -> StreamResult:
     checkpoint = bench.work / f"checkpoint-{index}"
     events_dir = bench.work / "spark-events"
     events_dir.mkdir(parents=True, exist_ok=True)
     before = set(events_dir.iterdir())
-    args = [*spark_args, job_script, "--available-now"]
+    args = [*spark_args, job_script, "--available-now", *job_args]
     if max_offsets is not None:
         args += ["--max-offsets-per-trigger", str(max_offsets)]
     job = run_job(args, bench.env(keyspace, checkpoint), timeout_s, cpu, _echo_job_line)
@@ -951,7 +963,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--phases",
         default=",".join(PHASES),
-        help=f"comma-separated subset of {','.join(PHASES)} (all); the ratios need all three",
+        help=f"comma-separated subset of {','.join(PHASES)} (all); the last line's ratios need "
+        "stream, ceiling and plain; bare and parse are yardsticks for the report",
     )
     parser.add_argument(
         "--no-async", action="store_true", help="skip the extra 64-concurrent plain variant"
@@ -1000,6 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
     ceilings: list[CeilingResult] = []
     plain_rates: list[float] = []
     async_rates: list[float] = []
+    yardsticks: dict[str, list[float]] = {}
     try:
         bench.connect()
         bench.create_topic()
@@ -1017,7 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_stream(
                 bench,
                 keyspace,
-                i,
+                str(i),
                 spark_args,
                 args.job,
                 args.max_offsets_per_trigger,
@@ -1035,6 +1049,27 @@ def main(argv: list[str] | None = None) -> int:
             )
             say(f"  {result.cpu_line}")
             streams.append(result)
+
+        for phase in (p for p in YARDSTICKS if p in args.phases):
+            job, job_args = YARDSTICKS[phase]
+            for i in range(args.repeats):
+                keyspace = bench.new_keyspace(f"{phase}{i}")
+                waited = wait_settled(cassandra_pid)
+                say(f"{phase} run {i + 1}/{args.repeats} (Cassandra settled after {waited:.0f}s)")
+                result = run_stream(
+                    bench,
+                    keyspace,
+                    f"{phase}{i}",
+                    spark_args,
+                    job,
+                    args.max_offsets_per_trigger,
+                    args.timeout,
+                    CpuAccount(cassandra_pid, kafka_pid),
+                    job_args,
+                )
+                bench.release_keyspace(keyspace)
+                say(f"  {phase}: {result.rate:,.0f}/s; {result.cpu_line}")
+                yardsticks.setdefault(phase, []).append(result.rate)
 
         for i in range(args.repeats if "ceiling" in args.phases else 0):
             keyspace = bench.new_keyspace(f"ceiling{i}")
@@ -1063,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
     finally:
         bench.close()
-    report(args, streams, ceilings, plain_rates, async_rates, load_start)
+    report(args, streams, ceilings, plain_rates, async_rates, yardsticks, load_start)
     return 0
 
 
@@ -1073,6 +1108,7 @@ def report(
     ceilings: list[CeilingResult],
     plain_rates: list[float],
     async_rates: list[float],
+    yardsticks: dict[str, list[float]],
     load_start: tuple[float, float, float],
 ) -> None:
     say("")
@@ -1142,6 +1178,26 @@ def report(
         say(
             f"  extra: {ASYNC_CONCURRENCY} concurrent async inserts: "
             f"{_median(async_rates):,.0f} messages/s{_spread(async_rates)}"
+        )
+    bare, parse = (_median(yardsticks[p]) if p in yardsticks else None for p in YARDSTICKS)
+    if bare:
+        say(
+            f"yardstick, bare query (parse, valid events to Cassandra; no cache, quarantine or "
+            f"windows): {bare:,.0f} messages/s{_spread(yardsticks['bare'])}"
+            + (f"; stream/bare {stream_rate / bare:.2f}" if stream_rate else "")
+            + (f"; bare/ceiling {bare / ceiling_rate:.2f}" if ceiling_rate else "")
+        )
+    if parse:
+        say(
+            f"yardstick, Kafka read and parser alone (noop sink): {parse:,.0f} messages/s"
+            f"{_spread(yardsticks['parse'])}"
+            + (
+                # Parser and sink share the cores: at best 1/(1/parse + 1/ceiling) per second.
+                f"; bound for stream/ceiling, parse/(parse + ceiling): "
+                f"{parse / (parse + ceiling_rate):.2f}"
+                if ceiling_rate
+                else ""
+            )
         )
     if streams:
         for line in middle.profile:

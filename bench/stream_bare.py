@@ -1,0 +1,94 @@
+"""The bare query, a yardstick for bench/ingest.py (``--phases bare``); never a job to run.
+
+Kafka -> ``parse_kafka`` -> the valid events to ``<keyspace>.events``, one pass per micro-batch
+and nothing else: no cache, no quarantine (bad messages are dropped), no changed windows, no
+counts beyond an ``Observation`` on the write. It is what issue 4 timed as "a bare query (no
+quarantine, no bookkeeping)", so that ``stream/bare`` shows what write_batch's extras cost.
+With ``--sink noop`` the events go to Spark's noop sink: Kafka read and parser alone.
+
+It reads the same topic and settings as jobs/stream.py (``CLICKSTREAM_*`` environment) and logs
+the same ``batch N: ... in Ss`` and ``query ... started/finished`` lines, which the bench times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from clickstream_spark.cli import configure_logging
+from clickstream_spark.config import load_config, with_overrides
+from clickstream_spark.events_table import to_table_rows
+from clickstream_spark.ingest import EVENTS_TABLE, BatchReport, kafka_source
+from clickstream_spark.parse import parse_kafka, valid_events
+from clickstream_spark.session import stream_conf
+
+log = logging.getLogger("bench.bare")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--available-now", action="store_true", help="accepted; always on")
+    parser.add_argument("--max-offsets-per-trigger", type=int, metavar="N")
+    parser.add_argument("--sink", choices=("cassandra", "noop"), default="cassandra")
+    args = parser.parse_args(argv)
+    configure_logging()
+    config = load_config()
+    config = with_overrides(config, "stream", max_offsets_per_trigger=args.max_offsets_per_trigger)
+    spark = (
+        SparkSession.builder.appName(f"bench-ingest-bare ({args.sink})")
+        .config(map=stream_conf(config))
+        .getOrCreate()
+    )
+    keyspace = config.cassandra.keyspace
+
+    def write(parsed: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        counts = Observation(f"bare{batch_id}")
+        observed = parsed.observe(
+            counts,
+            F.count(F.lit(1)).alias("rows"),
+            F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
+        )
+        rows = to_table_rows(valid_events(observed)).write.mode("append")
+        if args.sink == "noop":
+            rows.format("noop").save()
+        else:
+            rows.format("org.apache.spark.sql.cassandra").options(
+                keyspace=keyspace, table=EVENTS_TABLE
+            ).save()
+        seen = counts.get
+        report = BatchReport(
+            batch_id=batch_id,
+            offsets={},
+            rows=seen["rows"],
+            valid=seen["valid"],
+            quarantined=seen["rows"] - seen["valid"],
+            windows=0,
+            seconds=time.monotonic() - started,
+        )
+        log.info("%s %s", "bare", report.line())
+
+    try:
+        query = (
+            parse_kafka(kafka_source(spark, config), oversized_raw=False)
+            .writeStream.queryName("bare")
+            .option("checkpointLocation", config.resolve_path(config.stream.checkpoint))
+            .foreachBatch(write)
+            .trigger(availableNow=True)
+            .start()
+        )
+        log.info("query %s started (id %s)", query.name, query.id)
+        query.awaitTermination()
+        log.info("query %s finished", query.name)
+        return 0
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
