@@ -84,6 +84,7 @@ from clickstream_spark.schema import EVENT_BUCKETS  # noqa: E402
 PERIOD_START = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 PERIOD_END = PERIOD_START + dt.timedelta(days=1)
 SAMPLE_S = 0.2
+THREAD_SAMPLE_S = 1.0
 STREAM_JOB = "jobs/stream.py"
 CEILING_SCRIPT = "bench/ingest_ceiling.py"
 PHASES = ("stream", "ceiling", "plain", "bare", "parse")
@@ -114,15 +115,43 @@ def say(message: str) -> None:
 # --- process-tree sampling ---------------------------------------------------------------------
 
 
+# JVM threads by what they do, from their names (Linux truncates them to 15 characters).
+_THREAD_KINDS = (
+    ("JIT compilers", re.compile(r"CompilerThre")),
+    ("executor tasks", re.compile(r"^Executor task")),
+    ("Arrow feeders to Python", re.compile(r"^stdout writer")),
+    ("GC", re.compile(r"^(GC Thread|G1 |VM Thread)")),
+)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds of each live thread of ``pid``: tid -> (name, seconds), from /proc."""
+    threads: dict[int, tuple[str, float]] = {}
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                fields = stat[stat.rindex(")") + 2 :].split()
+                threads[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+    return threads
+
+
 @dataclass
 class TreeSampler:
-    """RSS of a process and all its descendants every SAMPLE_S, plus their CPU seconds."""
+    """RSS of a process and all its descendants every SAMPLE_S, plus their CPU seconds, and
+    every THREAD_SAMPLE_S the CPU of each JVM thread (a thread that ends between two samples
+    loses at most that much)."""
 
     root_pid: int
     peak_rss: int = 0
     peak_jvm: int = 0
     peak_python: int = 0
     cpu_s: dict[int, float] = field(default_factory=dict)  # last seen per pid
+    python_pids: set[int] = field(default_factory=set)
+    jvm_threads: dict[int, tuple[str, float]] = field(default_factory=dict)  # last seen per tid
+    threads_sampled_at: float = 0.0
     loads: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -163,12 +192,26 @@ class TreeSampler:
             # only the JVM and Python processes (the bash wrappers are a few MB).
             if name == "java":
                 jvm = max(jvm, rss)
+                if rss == jvm and time.monotonic() - self.threads_sampled_at >= THREAD_SAMPLE_S:
+                    self.threads_sampled_at = time.monotonic()
+                    self.jvm_threads.update(thread_cpu(proc.pid))
             elif name.startswith("python"):
                 python += rss
+                self.python_pids.add(proc.pid)
         total = jvm + python
         if total > self.peak_rss:
             self.peak_rss, self.peak_jvm, self.peak_python = total, jvm, python
         self.loads.append(os.getloadavg()[0])
+
+    def breakdown(self) -> str:
+        """The job's CPU by JVM thread kind and in the Python processes, core-seconds."""
+        kinds: collections.Counter[str] = collections.Counter()
+        for name, seconds in self.jvm_threads.values():
+            kind = next((k for k, pattern in _THREAD_KINDS if pattern.search(name)), "other")
+            kinds[kind] += seconds
+        python = sum(self.cpu_s.get(pid, 0.0) for pid in self.python_pids)
+        parts = [f"{k} {kinds[k]:.0f}" for k, _ in _THREAD_KINDS] + [f"other {kinds['other']:.0f}"]
+        return f"job's JVM threads: {', '.join(parts)}; Python processes {python:.0f} core-s"
 
 
 def listener_pid(port: int) -> int | None:
@@ -481,7 +524,7 @@ def run_job(
         timer.cancel()
         sampler.stop()
     exited = time.monotonic()
-    cpu_line = cpu.end(sum(sampler.cpu_s.values()))
+    cpu_line = f"{cpu.end(sum(sampler.cpu_s.values()))}\n  {sampler.breakdown()}"
     return JobRun(lines, launched, exited, returncode, sampler, cpu_line)
 
 

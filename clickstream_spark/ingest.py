@@ -237,6 +237,29 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
     return report
 
 
+def check_tables(spark: SparkSession, config: Config) -> None:
+    """Fail before reading Kafka if Cassandra or a table the stream writes cannot be reached.
+
+    Resolves each table through the connector (its schema, no data): an unreachable Cassandra
+    or a missing keyspace or table then stops the job at start with one line, not after the
+    first micro-batch was read and parsed. The connector keeps the session it opened here for
+    the writes that follow.
+    """
+    keyspace = config.cassandra.keyspace
+    for table in (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE):
+        try:
+            spark.read.format("org.apache.spark.sql.cassandra").options(
+                keyspace=keyspace, table=table
+            ).load()
+        except Exception as exc:
+            cause = first_line(jvm_root_cause(exc) or str(exc)) or type(exc).__name__
+            raise SinkError(
+                f"cannot write to {keyspace}.{table} in Cassandra at "
+                f"{config.cassandra.endpoints} (its tables come from conf/cassandra/*.cql, "
+                f"which 'make up' applies): {cause}"
+            ) from exc
+
+
 def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
     """Whether a query already committed offsets in ``checkpoint`` (any Hadoop file system)."""
     jvm = spark.sparkContext._jvm
@@ -246,7 +269,9 @@ def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
 
 
 def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> StreamingQuery:
-    """Start the named query: Kafka -> parse -> foreachBatch(write_batch)."""
+    """Start the named query: Kafka -> parse -> foreachBatch(write_batch), once
+    :func:`check_tables` found every table it writes."""
+    check_tables(spark, config)
     checkpoint = config.resolve_path(config.stream.checkpoint)
     if checkpoint_has_progress(spark, checkpoint):
         log.info("resuming from the offsets in checkpoint %s", checkpoint)
