@@ -88,8 +88,9 @@ class Pipeline:
             f"jobs/{job}.py", *args,
         ]  # fmt: skip
 
-    def run(self, job: str, *args: str) -> str:
-        """Run a job to completion; its output, or a failure with the output's tail."""
+    def attempt(self, job: str, *args: str) -> tuple[int, str]:
+        """Run a job to completion: its exit code and output (Spark merges the Python driver's
+        stderr into the job's stdout; both are here)."""
         done = subprocess.run(
             self.command(job, *args),
             cwd=PROJECT_ROOT,
@@ -99,8 +100,12 @@ class Pipeline:
             timeout=JOB_TIMEOUT_S,
             check=False,
         )
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, f"{job} exited {done.returncode}:\n{output[-4000:]}"
+        return done.returncode, done.stdout + done.stderr
+
+    def run(self, job: str, *args: str) -> str:
+        """Run a job to completion; its output, or a failure with the output's tail."""
+        code, output = self.attempt(job, *args)
+        assert code == 0, f"{job} exited {code}:\n{output[-4000:]}"
         return output
 
     def start(

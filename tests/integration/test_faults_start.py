@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from cassandra.cluster import Session
 
-from clickstream_spark.config import PROJECT_ROOT
-from tests.integration.pipeline import JOB_TIMEOUT_S, OpenPipeline, stored_count
+from tests.integration.pipeline import OpenPipeline, stored_count
 
 
 def test_a_missing_table_stops_the_stream_before_it_reads_kafka(
@@ -20,20 +18,10 @@ def test_a_missing_table_stops_the_stream_before_it_reads_kafka(
         # quarantine rows would be written before the job failed on it.
         cassandra.execute(f"DROP TABLE {pipeline.keyspace}.changed_windows", timeout=60)
 
-        done = subprocess.run(
-            pipeline.command("stream", "--available-now"),
-            cwd=PROJECT_ROOT,
-            env=pipeline.env,
-            capture_output=True,
-            text=True,
-            timeout=JOB_TIMEOUT_S,
-            check=False,
-        )
+        code, output = pipeline.attempt("stream", "--available-now")
 
-        # Spark runs the Python driver with its stderr merged into the job's stdout.
-        output = done.stdout + done.stderr
         errors = [line for line in output.splitlines() if line.startswith("stream.py: error:")]
-        assert done.returncode == 1, output[-3000:]
+        assert code == 1, output[-3000:]
         assert len(errors) == 1, output[-3000:]
         table = f"{pipeline.keyspace}.changed_windows"
         assert errors[0].startswith(f"stream.py: error: cannot write to {table} in Cassandra at ")
