@@ -116,11 +116,6 @@ _ONE_ROW_AT_A_TIME = {
 }
 
 
-# Each quarantine row is a partition of its own ((topic, partition, offset)): grouped by partition
-# key (the default) that is one row per statement. Rows bound for the same replicas go together.
-_ACROSS_PARTITIONS = {"spark.cassandra.output.batch.grouping.key": "replica_set"}
-
-
 def _write_cassandra(
     frame: DataFrame,
     config: Config,
@@ -198,7 +193,7 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
                 f"{name} batch {batch_id}: write {rows - valid - oversized} to quarantine"
             )
             quarantine = quarantine_rows(batch, F.lit(ingested_at))
-            _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id, _ACROSS_PARTITIONS)
+            _write_cassandra(quarantine, config, QUARANTINE_TABLE, batch_id)
         if oversized:
             context.setJobDescription(
                 f"{name} batch {batch_id}: quarantine {oversized} oversized from Kafka"
