@@ -20,6 +20,8 @@ _KNOWN_CAUSES = (
     ("NoNodeAvailableException", "Cassandra is unreachable"),
     # The connector's driver, asked for a table's schema while no node answers.
     ("Control channel not available", "Cassandra is unreachable"),
+    # The Cassandra driver's own (shaded) Netty: a connection closed under a write.
+    ("driver.shaded.netty.channel.StacklessClosedChannelException", "Cassandra is unreachable"),
     ("EsHadoopNoNodesLeftException", "Elasticsearch is unreachable"),
     ("Cannot detect ES version", "Elasticsearch is unreachable"),
     ("Connection refused", "a server refused the connection"),

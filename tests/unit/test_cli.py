@@ -38,6 +38,16 @@ def test_an_error_raised_in_foreach_batch_is_its_own_message_with_the_known_caus
     )
 
 
+def test_a_connection_closed_under_a_write_names_cassandra() -> None:
+    # Seen when Cassandra was killed in the middle of a write (the kill's moment decides which).
+    closed = "com.datastax.oss.driver.shaded.netty.channel.StacklessClosedChannelException"
+    message = (
+        "micro-batch 2 not written to Cassandra at 10.0.0.1:9042 (clickstream.events; the next "
+        f"start replays it): {closed}"
+    )
+    assert one_line(SinkError(message)) == f"Cassandra is unreachable: {message}"
+
+
 def test_another_python_error_in_foreach_batch_keeps_its_class_name() -> None:
     text = (
         PROXY_ERROR.split("The above")[0].replace(
