@@ -20,8 +20,10 @@ _KNOWN_CAUSES = (
     ("NoNodeAvailableException", "Cassandra is unreachable"),
     # The connector's driver, asked for a table's schema while no node answers.
     ("Control channel not available", "Cassandra is unreachable"),
-    # The Cassandra driver's own (shaded) Netty: a connection closed under a write.
-    ("driver.shaded.netty.channel.StacklessClosedChannelException", "Cassandra is unreachable"),
+    # The Cassandra driver's connections failing under a write (which one shows depends on the
+    # moment Cassandra died): its own connection errors and its shaded Netty's channel errors.
+    ("com.datastax.oss.driver.api.core.connection.", "Cassandra is unreachable"),
+    ("com.datastax.oss.driver.shaded.netty.channel.", "Cassandra is unreachable"),
     ("EsHadoopNoNodesLeftException", "Elasticsearch is unreachable"),
     ("Cannot detect ES version", "Elasticsearch is unreachable"),
     ("Connection refused", "a server refused the connection"),
