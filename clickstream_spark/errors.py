@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class SinkError(RuntimeError):
-    """A micro-batch could not be written; the message names the store, its hosts and the cause.
+    """The stream cannot write to its store (a micro-batch, or a table checked at start); the
+    message names the store, its hosts and the cause.
 
     Raised inside ``foreachBatch``, i.e. in Python called back from the JVM: the query then fails
     with this message embedded in a Python traceback, which :func:`clickstream_spark.cli.one_line`
@@ -27,3 +28,8 @@ def jvm_root_cause(exc: BaseException) -> str | None:
 
 def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def root_cause_line(exc: BaseException) -> str:
+    """The first line of the JVM root cause of ``exc`` (or of ``exc`` itself), for a message."""
+    return first_line(jvm_root_cause(exc) or str(exc)) or type(exc).__name__

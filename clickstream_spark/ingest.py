@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from clickstream_spark.config import Config
-from clickstream_spark.errors import SinkError, first_line, jvm_root_cause
+from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.events_table import to_table_rows
 from clickstream_spark.parse import (
     oversized_quarantine,
@@ -139,7 +139,7 @@ def _write_cassandra(
             .save()
         )
     except Exception as exc:
-        cause = first_line(jvm_root_cause(exc) or str(exc)) or type(exc).__name__
+        cause = root_cause_line(exc)
         raise SinkError(
             f"micro-batch {batch_id} not written to Cassandra at {config.cassandra.endpoints} "
             f"({keyspace}.{table}; the next start replays it): {cause}"
@@ -169,6 +169,7 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
 
         context.setJobDescription(f"{name} batch {batch_id}: count and changed windows")
         is_valid = F.col("reason").isNull()
+        left_out = raw_left_out()
         per_partition = (
             batch.groupBy("partition")
             .agg(
@@ -176,9 +177,9 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchReport
                 F.max("offset").alias("last"),
                 F.count(F.lit(1)).alias("rows"),
                 F.count(F.when(is_valid, 1)).alias("valid"),
-                F.count(F.when(raw_left_out(), 1)).alias("oversized"),
-                F.min(F.when(raw_left_out(), F.col("offset"))).alias("first_oversized"),
-                F.max(F.when(raw_left_out(), F.col("offset"))).alias("last_oversized"),
+                F.count(F.when(left_out, 1)).alias("oversized"),
+                F.min(F.when(left_out, F.col("offset"))).alias("first_oversized"),
+                F.max(F.when(left_out, F.col("offset"))).alias("last_oversized"),
                 touched_hours(F.when(is_valid, F.col("timestamp"))).alias("hours"),
             )
             .collect()
@@ -247,7 +248,7 @@ def check_tables(spark: SparkSession, config: Config) -> None:
                 keyspace=keyspace, table=table
             ).load()
         except Exception as exc:
-            cause = first_line(jvm_root_cause(exc) or str(exc)) or type(exc).__name__
+            cause = root_cause_line(exc)
             raise SinkError(
                 f"cannot write to {keyspace}.{table} in Cassandra at "
                 f"{config.cassandra.endpoints} (its tables come from conf/cassandra/*.cql, "
