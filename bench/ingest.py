@@ -1063,42 +1063,17 @@ def main(argv: list[str] | None = None) -> int:
         kinds = produce(bench, args.events, args.bad_fraction, args.seed)
         wait_quiet(args.wait_quiet, args.quiet_load)
 
-        for i in range(args.repeats if "stream" in args.phases else 0):
-            keyspace = bench.new_keyspace(f"stream{i}")
-            waited = wait_settled(cassandra_pid)
-            say(
-                f"stream run {i + 1}/{args.repeats} into {keyspace} "
-                f"(Cassandra settled after {waited:.0f}s)"
-            )
-            cpu = CpuAccount(cassandra_pid, kafka_pid)
-            result = run_stream(
-                bench,
-                keyspace,
-                str(i),
-                spark_args,
-                args.job,
-                args.max_offsets_per_trigger,
-                args.timeout,
-                cpu,
-            )
-            bench.release_keyspace(keyspace)
-            if result.messages != args.events:
-                say(f"WARNING: the stream read {result.messages} messages, not {args.events}")
-            if result.valid != kinds["valid"]:
-                say(f"WARNING: {result.valid} valid, the generator made {kinds['valid']}")
-            say(
-                f"  stream: {result.messages:,} messages in {result.sustained_s:.1f}s "
-                f"= {result.rate:,.0f}/s; {len(result.batches)} batches, load {result.load:.2f}"
-            )
-            say(f"  {result.cpu_line}")
-            streams.append(result)
-
-        for phase in (p for p in YARDSTICKS if p in args.phases):
-            job, job_args = YARDSTICKS[phase]
+        # The stream and the yardsticks run with the same harness and the same checks.
+        harnessed = [("stream", args.job, ())] if "stream" in args.phases else []
+        harnessed += [(p, *YARDSTICKS[p]) for p in YARDSTICKS if p in args.phases]
+        for phase, job, job_args in harnessed:
             for i in range(args.repeats):
                 keyspace = bench.new_keyspace(f"{phase}{i}")
                 waited = wait_settled(cassandra_pid)
-                say(f"{phase} run {i + 1}/{args.repeats} (Cassandra settled after {waited:.0f}s)")
+                say(
+                    f"{phase} run {i + 1}/{args.repeats} into {keyspace} "
+                    f"(Cassandra settled after {waited:.0f}s)"
+                )
                 result = run_stream(
                     bench,
                     keyspace,
@@ -1111,8 +1086,19 @@ def main(argv: list[str] | None = None) -> int:
                     job_args,
                 )
                 bench.release_keyspace(keyspace)
-                say(f"  {phase}: {result.rate:,.0f}/s; {result.cpu_line}")
-                yardsticks.setdefault(phase, []).append(result.rate)
+                if result.messages != args.events:
+                    say(f"WARNING: {phase} read {result.messages} messages, not {args.events}")
+                if result.valid != kinds["valid"]:
+                    say(f"WARNING: {result.valid} valid, the generator made {kinds['valid']}")
+                say(
+                    f"  {phase}: {result.messages:,} messages in {result.sustained_s:.1f}s = "
+                    f"{result.rate:,.0f}/s; {len(result.batches)} batches, load {result.load:.2f}"
+                )
+                say(f"  {result.cpu_line}")
+                if phase == "stream":
+                    streams.append(result)
+                else:
+                    yardsticks.setdefault(phase, []).append(result.rate)
 
         for i in range(args.repeats if "ceiling" in args.phases else 0):
             keyspace = bench.new_keyspace(f"ceiling{i}")
