@@ -65,7 +65,15 @@ class Pipeline:
 
     def produce(self, messages: list[dict]) -> None:
         """Send recorded messages (again) with a plain Kafka producer."""
-        producer = Producer({"bootstrap.servers": self.bootstrap_servers, "linger.ms": 20})
+        # Idempotent: a retried request must not store a message twice (each bad message is
+        # expected in quarantine once per send) nor land behind later ones.
+        producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "linger.ms": 20,
+                "enable.idempotence": True,
+            }
+        )
         failures: list[str] = []
 
         def on_delivery(err, _msg) -> None:

@@ -234,17 +234,36 @@ def test_a_flood_of_one_megabyte_messages_is_quarantined_whole(
 ) -> None:
     # Before such messages were kept out of the Python worker and of the micro-batch cache, this
     # batch failed the stream with an OutOfMemoryError (and 12,000 messages of 100 KB hung it).
+    # Idempotent, so a retried first request cannot land behind later ones; and each offset is
+    # matched to the message delivered there, not assumed from the send order.
     producer = Producer(
         {
             "bootstrap.servers": flood_pipeline.bootstrap_servers,
             "message.max.bytes": KAFKA_MAX_MESSAGE,
             "linger.ms": 20,
+            "enable.idempotence": True,
         }
     )
+    sent_at: dict[int, int] = {}  # offset -> i of the message stored there
+    failures: list[str] = []
+
+    def delivered(i: int, err: object, msg: object) -> None:
+        if err is not None:
+            failures.append(f"message {i}: {err}")
+        else:
+            sent_at[msg.offset()] = i  # type: ignore[attr-defined]
+
     for i in range(FLOOD):
-        producer.produce(flood_pipeline.topic, value=_flood_message(i), partition=0)
+        producer.produce(
+            flood_pipeline.topic,
+            value=_flood_message(i),
+            partition=0,
+            on_delivery=lambda err, msg, i=i: delivered(i, err, msg),
+        )
         producer.poll(0)
     assert producer.flush(120) == 0
+    assert not failures, failures[:3]
+    assert sorted(sent_at) == list(range(FLOOD))
 
     output = flood_pipeline.run("stream", "--available-now")
 
@@ -257,7 +276,7 @@ def test_a_flood_of_one_megabyte_messages_is_quarantined_whole(
     )
     stored = {}
     for row in cassandra.execute(query, timeout=120):
-        expected = _flood_message(row.offset).decode()
+        expected = _flood_message(sent_at[row.offset]).decode()
         stored[(row.partition, row.offset)] = (
             row.reason,
             row.raw_encoding,
