@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,8 @@ from clickstream_spark.generate import generate_messages, message_record
 from tests.reference import reference_metrics
 
 JOB_TIMEOUT_S = 600
+# What the test producers may send: messages over the broker's default 1 MB reach the parser.
+KAFKA_MAX_MESSAGE = 4 * 1024 * 1024
 
 
 @dataclass
@@ -63,30 +65,54 @@ class Pipeline:
         subprocess.run(cmd, cwd=PROJECT_ROOT, env=self.env, check=True, capture_output=True)
         return read_messages(output)
 
-    def produce(self, messages: list[dict]) -> None:
-        """Send recorded messages (again) with a plain Kafka producer."""
-        # Idempotent: a retried request must not store a message twice (each bad message is
-        # expected in quarantine once per send) nor land behind later ones.
+    def send(
+        self,
+        messages: Iterable[tuple[str | bytes | None, bytes | None]],
+        partition: int = -1,
+        flush_s: float = 60,
+    ) -> list[tuple[int, int]]:
+        """Send (key, value) pairs in order (value None: a tombstone), to ``partition`` or by
+        key (-1); the (partition, offset) each one was stored at, in the same order.
+
+        Idempotent: a retried request can neither store a message twice (each bad message is
+        expected in quarantine once per send) nor land behind later ones.
+        """
         producer = Producer(
             {
                 "bootstrap.servers": self.bootstrap_servers,
+                "message.max.bytes": KAFKA_MAX_MESSAGE,
                 "linger.ms": 20,
                 "enable.idempotence": True,
             }
         )
+        stored: dict[int, tuple[int, int]] = {}
         failures: list[str] = []
 
-        def on_delivery(err, _msg) -> None:
+        def delivered(i: int, err: object, msg: object) -> None:
             if err is not None:
-                failures.append(str(err))
+                failures.append(f"message {i}: {err}")
+            else:
+                stored[i] = (msg.partition(), msg.offset())  # type: ignore[attr-defined]
 
-        for message in messages:
+        sent = 0
+        for i, (key, value) in enumerate(messages):
             producer.produce(
-                self.topic, key=message["key"], value=raw_value(message), on_delivery=on_delivery
+                self.topic,
+                key=key,
+                value=value,
+                partition=partition,
+                on_delivery=lambda err, msg, i=i: delivered(i, err, msg),
             )
             producer.poll(0)
-        assert producer.flush(30) == 0
+            sent = i + 1
+        assert producer.flush(flush_s) == 0
         assert not failures, failures[:3]
+        assert len(stored) == sent
+        return [stored[i] for i in range(sent)]
+
+    def produce(self, messages: list[dict]) -> None:
+        """Send recorded messages (again)."""
+        self.send(((m["key"], raw_value(m)) for m in messages), flush_s=30)
 
     # -- running the jobs ---------------------------------------------------------------
 

@@ -17,17 +17,15 @@ import pytest
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
-from confluent_kafka import Producer
 
 from clickstream_spark.parse import MAX_MESSAGE_BYTES, classify
-from tests.integration.pipeline import OpenPipeline, Pipeline
+from tests.integration.pipeline import KAFKA_MAX_MESSAGE, OpenPipeline, Pipeline
 from tests.unit.test_parse_properties import as_ref, hostile_batch, reference
 
 GENERATED = 3000  # drawn by Hypothesis (deterministic), plus the edges below
 # Kafka refuses messages over ~1 MiB by default (broker message.max.bytes, librdkafka's
 # message.max.bytes): this topic and producer take up to 4 MiB, so that a 1 MiB url arrives
 # and the parser, not the broker, quarantines it as too_large.
-KAFKA_MAX_MESSAGE = 4 * 1024 * 1024
 BIG_MESSAGES_TOPIC = {"max.message.bytes": str(KAFKA_MAX_MESSAGE)}
 
 
@@ -97,39 +95,6 @@ def hostile_pipeline(
         yield p
 
 
-def produce(pipeline: Pipeline, values: list[bytes | None]) -> list[tuple[int, int]]:
-    """Send every value (None: a tombstone); the (partition, offset) of each, in order."""
-    producer = Producer(
-        {
-            "bootstrap.servers": pipeline.bootstrap_servers,
-            "message.max.bytes": KAFKA_MAX_MESSAGE,
-            "linger.ms": 20,
-            "enable.idempotence": True,
-        }
-    )
-    coordinates: list[tuple[int, int] | None] = [None] * len(values)
-    failures: list[str] = []
-
-    def delivered(i: int, err: object, msg: object) -> None:
-        if err is not None:
-            failures.append(f"message {i}: {err}")
-        else:
-            coordinates[i] = (msg.partition(), msg.offset())  # type: ignore[attr-defined]
-
-    for i, value in enumerate(values):
-        producer.produce(
-            pipeline.topic,
-            key=str(i).encode(),
-            value=value,
-            on_delivery=lambda err, msg, i=i: delivered(i, err, msg),
-        )
-        producer.poll(0)
-    assert producer.flush(60) == 0
-    assert not failures, failures[:3]
-    assert None not in coordinates
-    return coordinates  # type: ignore[return-value]
-
-
 # The Cassandra driver's threads use the global `random` while Hypothesis draws: not our strategies
 # (the unit tests draw the same without this warning).
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
@@ -141,7 +106,7 @@ def test_the_stream_classifies_every_hostile_message_as_classify_does(
     assert [as_ref(v) for v in verdicts] == [reference(v) for v in values]
     assert sum(v.valid for v in verdicts) >= 200
     assert {v.reason for v in verdicts} >= {"too_large", "empty_value", "duplicate_key"}
-    coordinates = produce(hostile_pipeline, values)
+    coordinates = hostile_pipeline.send((str(i).encode(), v) for i, v in enumerate(values))
 
     output = hostile_pipeline.run("stream", "--available-now", "--max-offsets-per-trigger", "1000")
 
@@ -234,35 +199,11 @@ def test_a_flood_of_one_megabyte_messages_is_quarantined_whole(
 ) -> None:
     # Before such messages were kept out of the Python worker and of the micro-batch cache, this
     # batch failed the stream with an OutOfMemoryError (and 12,000 messages of 100 KB hung it).
-    # Idempotent, so a retried first request cannot land behind later ones; and each offset is
-    # matched to the message delivered there, not assumed from the send order.
-    producer = Producer(
-        {
-            "bootstrap.servers": flood_pipeline.bootstrap_servers,
-            "message.max.bytes": KAFKA_MAX_MESSAGE,
-            "linger.ms": 20,
-            "enable.idempotence": True,
-        }
+    # Each offset is matched to the message delivered there, not assumed from the send order.
+    coordinates = flood_pipeline.send(
+        ((None, _flood_message(i)) for i in range(FLOOD)), partition=0, flush_s=120
     )
-    sent_at: dict[int, int] = {}  # offset -> i of the message stored there
-    failures: list[str] = []
-
-    def delivered(i: int, err: object, msg: object) -> None:
-        if err is not None:
-            failures.append(f"message {i}: {err}")
-        else:
-            sent_at[msg.offset()] = i  # type: ignore[attr-defined]
-
-    for i in range(FLOOD):
-        producer.produce(
-            flood_pipeline.topic,
-            value=_flood_message(i),
-            partition=0,
-            on_delivery=lambda err, msg, i=i: delivered(i, err, msg),
-        )
-        producer.poll(0)
-    assert producer.flush(120) == 0
-    assert not failures, failures[:3]
+    sent_at = {offset: i for i, (_, offset) in enumerate(coordinates)}  # offset -> message i
     assert sorted(sent_at) == list(range(FLOOD))
 
     output = flood_pipeline.run("stream", "--available-now")
