@@ -2,8 +2,9 @@
 
 Kafka -> ``parse_kafka`` -> the valid events to ``<keyspace>.events``, one pass per micro-batch
 and nothing else: no cache, no quarantine (bad messages are dropped), no changed windows, no
-counts beyond an ``Observation`` on the write. It is what issue 4 timed as "a bare query (no
-quarantine, no bookkeeping)", so that ``stream/bare`` shows what write_batch's extras cost.
+counts beyond the stream's observed ones (``ingest.observed``, in an ``Observation`` on the
+write). It is what issue 4 timed as "a bare query (no quarantine, no bookkeeping)", so that
+``stream/bare`` shows what write_batch's extras cost.
 With ``--sink noop`` the events go to Spark's noop sink: Kafka read and parser alone.
 
 It reads the same topic and settings as jobs/stream.py (``CLICKSTREAM_*`` environment) and logs
@@ -18,12 +19,11 @@ import sys
 import time
 
 from pyspark.sql import DataFrame, Observation, SparkSession
-from pyspark.sql import functions as F
 
 from clickstream_spark.cli import configure_logging
 from clickstream_spark.config import load_config, with_overrides
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.ingest import EVENTS_TABLE, BatchReport, kafka_source
+from clickstream_spark.ingest import EVENTS_TABLE, BatchReport, kafka_source, observed
 from clickstream_spark.parse import parse_kafka, valid_events
 from clickstream_spark.session import stream_conf
 
@@ -49,12 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     def write(parsed: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         counts = Observation(f"bare{batch_id}")
-        observed = parsed.observe(
-            counts,
-            F.count(F.lit(1)).alias("rows"),
-            F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
-        )
-        rows = to_table_rows(valid_events(observed)).write.mode("append")
+        rows = to_table_rows(valid_events(observed(parsed, counts))).write.mode("append")
         if args.sink == "noop":
             rows.format("noop").save()
         else:
@@ -67,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             offsets={},
             rows=seen["rows"],
             valid=seen["valid"],
-            quarantined=seen["rows"] - seen["valid"],
+            quarantined=seen["quarantined"],
             windows=0,
             seconds=time.monotonic() - started,
         )

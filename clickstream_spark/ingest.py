@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -96,11 +96,12 @@ def kafka_range(
     )
 
 
-def observed(parsed: DataFrame) -> DataFrame:
-    """Counts of each micro-batch, published in the query's progress (``observedMetrics``)."""
+def observed(parsed: DataFrame, observation: str | Observation = OBSERVATION_NAME) -> DataFrame:
+    """Counts of each micro-batch (rows, valid, quarantined): by name in the query's progress
+    (``observedMetrics``), or in an ``Observation`` for a batch DataFrame."""
     is_valid = F.col("reason").isNull()
     return parsed.observe(
-        OBSERVATION_NAME,
+        observation,
         F.count(F.lit(1)).alias("rows"),
         F.count(F.when(is_valid, 1)).alias("valid"),
         F.count(F.when(~is_valid, 1)).alias("quarantined"),
