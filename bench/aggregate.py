@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clickstream_spark.aggregate import (
+from clickstream_spark.aggregate.plan import (
     DEFAULT_MAX_ROWS_PER_CALL,
     WINDOW_SECONDS,
     aggregate_windows,

@@ -24,7 +24,7 @@ ceiling
     caches and counts the table rows, and times only the Cassandra write of the valid events.
 plain
     what a user would write instead: a confluent-kafka consumer that classifies each message with
-    ``clickstream_spark.parse.classify`` and inserts it (events or quarantine) with one
+    ``clickstream_spark.ingest.parse.classify`` and inserts it (events or quarantine) with one
     synchronous ``session.execute(prepared, ...)`` per message, over the first
     ``--plain-events`` messages. An extra line reports the same with 64 concurrent
     ``execute_async`` inserts (not used in the ratios).
@@ -77,9 +77,9 @@ sys.path.insert(0, str(ROOT))
 
 from clickstream_spark.cassandra_schema import statements  # noqa: E402
 from clickstream_spark.config import Config, load_config  # noqa: E402
-from clickstream_spark.generate import generate_messages  # noqa: E402
-from clickstream_spark.parse import classify  # noqa: E402
+from clickstream_spark.ingest.parse import classify  # noqa: E402
 from clickstream_spark.schema import EVENT_BUCKETS  # noqa: E402
+from clickstream_spark.tools.generate import generate_messages  # noqa: E402
 
 PERIOD_START = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 PERIOD_END = PERIOD_START + dt.timedelta(days=1)

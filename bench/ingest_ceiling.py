@@ -24,8 +24,8 @@ from pyspark.sql import SparkSession
 from clickstream_spark.cli import configure_logging
 from clickstream_spark.config import load_config
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.ingest import EVENTS_TABLE
-from clickstream_spark.parse import parse_kafka, valid_events
+from clickstream_spark.ingest.batch import EVENTS_TABLE
+from clickstream_spark.ingest.parse import parse_kafka, valid_events
 from clickstream_spark.session import stream_conf
 
 log = logging.getLogger("bench.ceiling")

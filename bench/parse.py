@@ -4,7 +4,7 @@
     .venv/bin/python bench/parse.py --events 50000 --repeats 9
 
 Both variants classify the same generated messages into the same Arrow batch
-(``clickstream_spark.parse.classify_batch``); the exact variant forces every message through
+(``clickstream_spark.ingest.parse.classify_batch``); the exact variant forces every message through
 ``_exact_row`` (the json-with-hooks path every message took before the fast path existed).
 Single-threaded, no Spark: it isolates the Python cost that a Spark Python worker pays per
 message. Prints the median µs/message of each and, last, ``exact/fast: X.XX``.
@@ -21,8 +21,8 @@ from unittest import mock
 
 import pyarrow as pa
 
-from clickstream_spark import parse
-from clickstream_spark.generate import generate_messages
+from clickstream_spark.ingest import parse
+from clickstream_spark.tools.generate import generate_messages
 
 
 def median_us_per_message(run: Callable[[], object], messages: int, repeats: int) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clickstream_spark.config import Config
-from clickstream_spark.parse import ARROW_BATCH_ROWS
+from clickstream_spark.ingest.parse import ARROW_BATCH_ROWS
 
 
 def connector_conf(config: Config) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Literal
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from clickstream_spark.metrics import MAX_GAP_S
+from clickstream_spark.aggregate.pandas_metrics import MAX_GAP_S
 
 WindowKind = Literal["hour", "day"]
 WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day")

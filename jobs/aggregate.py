@@ -15,7 +15,7 @@ import sys
 from elasticsearch import Elasticsearch
 from pyspark.sql import SparkSession
 
-from clickstream_spark.aggregation import run_aggregation
+from clickstream_spark.aggregate.run import run_aggregation
 from clickstream_spark.cli import (
     add_config_argument,
     configure_logging,

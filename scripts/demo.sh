@@ -2,7 +2,8 @@
 # `make demo`: the whole pipeline on the local stack, with progress at every step.
 #   servers up -> a realistic day of clicks into Kafka -> stream to Cassandra -> aggregate to
 #   Elasticsearch -> top URLs per country, read back from the index.
-# DEMO_EVENTS and DEMO_DAY change the size and the day (default: 200000 events, yesterday UTC).
+# DEMO_EVENTS, DEMO_DAY and DEMO_SEED change the size, the day and the generator seed (default:
+# 200000 events, yesterday UTC, the current time).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,8 +18,8 @@ step "1/5 local stack: Kafka, Cassandra, Elasticsearch"
 $python stack/stackctl.py up
 
 step "2/5 generate $events click events for $day (UTC) into Kafka, 0.5% of them bad"
-$python -m clickstream_spark.generate --day "$day" --events "$events" --bad-fraction 0.005 \
-    --seed "$(date +%s)"
+$python -m clickstream_spark.tools.generate --day "$day" --events "$events" --bad-fraction 0.005 \
+    --seed "${DEMO_SEED:-$(date +%s)}"
 
 step "3/5 stream: Kafka -> Cassandra (--available-now: drain the topic, then stop)"
 ./spark-submit.sh jobs/stream.py --available-now
@@ -27,7 +28,7 @@ step "4/5 aggregate: the windows the stream changed -> Elasticsearch alias click
 ./spark-submit.sh jobs/aggregate.py
 
 step "5/5 read back: top URLs per country for $day"
-$python -m clickstream_spark.report --window day
+$python -m clickstream_spark.tools.report --window day
 
 cat <<EOT
 

@@ -1,6 +1,6 @@
 """Plain-Python reference of the window metrics: loops, dicts and sorted lists only.
 
-Written from the metric definitions, independently of ``clickstream_spark.metrics`` and of
+Written from the metric definitions, independently of the pandas metric functions and of
 pandas/numpy, so that it can serve as the oracle for both Spark implementations.
 """
 

@@ -29,7 +29,7 @@ from elasticsearch import Elasticsearch
 
 from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
-from clickstream_spark.generate import generate_messages, message_record
+from clickstream_spark.tools.generate import generate_messages, message_record
 from tests.reference import reference_metrics
 
 JOB_TIMEOUT_S = 600
@@ -58,7 +58,7 @@ class Pipeline:
         """Run the real generator into the topic and return the messages it recorded."""
         output = self.work / f"{name}.jsonl"
         cmd = [
-            sys.executable, "-m", "clickstream_spark.generate",
+            sys.executable, "-m", "clickstream_spark.tools.generate",
             "--topic", self.topic, "--events", str(events), "--seed", str(seed),
             "--output", str(output), "--no-progress", *extra,
         ]  # fmt: skip

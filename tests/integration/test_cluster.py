@@ -27,7 +27,7 @@ from cassandra.cluster import Session
 from elasticsearch import Elasticsearch
 
 from clickstream_spark.config import PROJECT_ROOT
-from clickstream_spark.generate import BAD_KINDS
+from clickstream_spark.tools.generate import BAD_KINDS
 from tests.integration.pipeline import (
     OpenPipeline,
     Pipeline,

@@ -29,8 +29,8 @@ from subprocess import Popen
 import pytest
 from elasticsearch import Elasticsearch
 
+from clickstream_spark.aggregate.publish import Publisher
 from clickstream_spark.config import load_config
-from clickstream_spark.publish import Publisher
 from tests.integration.pipeline import (
     OpenPipeline,
     Pipeline,

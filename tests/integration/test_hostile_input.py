@@ -18,7 +18,7 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 
-from clickstream_spark.parse import MAX_MESSAGE_BYTES, classify
+from clickstream_spark.ingest.parse import MAX_MESSAGE_BYTES, classify
 from tests.integration.pipeline import KAFKA_MAX_MESSAGE, OpenPipeline, Pipeline
 from tests.unit.test_parse_properties import as_ref, hostile_batch, reference
 

@@ -13,8 +13,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from clickstream_spark import aggregate
-from clickstream_spark.aggregate import (
+from clickstream_spark.aggregate import plan as aggregate
+from clickstream_spark.aggregate.plan import (
     aggregate_windows,
     aggregate_windows_native,
 )

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from clickstream_spark.aggregation import RunReport, pending_windows
+from clickstream_spark.aggregate.run import RunReport, pending_windows
 from clickstream_spark.windows import requested_windows
 
 T = dt.datetime

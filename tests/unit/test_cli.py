@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import elastic_transport
 
+from clickstream_spark.aggregate.publish import PublishError
 from clickstream_spark.cli import one_line
 from clickstream_spark.errors import SinkError
-from clickstream_spark.publish import PublishError
 
 # The shape of a stream's error when foreachBatch raised (pyspark 3.5, abridged from a real run
 # with Cassandra killed): the Python traceback is the message of the JVM's root cause.

@@ -12,8 +12,9 @@ from typing import ClassVar
 
 import pytest
 
-from clickstream_spark import generate
-from clickstream_spark.generate import (
+from clickstream_spark.ingest.parse import classify
+from clickstream_spark.tools import generate
+from clickstream_spark.tools.generate import (
     BAD_KINDS,
     SESSION_GAP_MS,
     URLS,
@@ -23,7 +24,6 @@ from clickstream_spark.generate import (
     main,
     message_record,
 )
-from clickstream_spark.parse import classify
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 END = START + timedelta(days=1)

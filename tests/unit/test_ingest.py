@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from clickstream_spark.ingest import OBSERVATION_NAME, BatchReport, observed
-from clickstream_spark.parse import parse_kafka
+from clickstream_spark.ingest.batch import OBSERVATION_NAME, BatchReport, observed
+from clickstream_spark.ingest.parse import parse_kafka
 from clickstream_spark.schema import KAFKA_SOURCE_SCHEMA
 
 VALID = json.dumps(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clickstream_spark.metrics import (
+from clickstream_spark.aggregate.pandas_metrics import (
     COUNT_COLUMNS,
     SUMMARY_COLUMNS,
     TIME_ON_PAGE,

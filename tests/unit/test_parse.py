@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clickstream_spark.parse import (
+from clickstream_spark.ingest.parse import (
     MAX_JSON_DEPTH,
     MAX_MESSAGE_BYTES,
     MAX_TIMESTAMP_US,
@@ -568,7 +568,7 @@ def test_parse_kafka_splits_into_exact_valid_and_quarantine_rows(spark: SparkSes
 
 def test_parse_kafka_agrees_with_classify_row_for_row(spark: SparkSession) -> None:
     # The plain function is the oracle: Spark must give exactly its verdict for every message.
-    from clickstream_spark.generate import generate_messages
+    from clickstream_spark.tools.generate import generate_messages
 
     generated = generate_messages(
         1500,

@@ -37,8 +37,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from clickstream_spark.generate import generate_messages
-from clickstream_spark.parse import (
+from clickstream_spark.ingest.parse import (
     MAX_JSON_DEPTH,
     MAX_MESSAGE_BYTES,
     MAX_TIMESTAMP_US,
@@ -53,6 +52,7 @@ from clickstream_spark.parse import (
     valid_events,
 )
 from clickstream_spark.schema import EVENT_FIELDS, KAFKA_SOURCE_SCHEMA
+from clickstream_spark.tools.generate import generate_messages
 
 # --- the reference validator, from the contract --------------------------------------------------
 

@@ -7,9 +7,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clickstream_spark import publish as publish_module
-from clickstream_spark.config import ElasticsearchConfig
-from clickstream_spark.publish import (
+from clickstream_spark.aggregate import publish as publish_module
+from clickstream_spark.aggregate.publish import (
     DOCUMENT_FIELDS,
     ID_COLUMN,
     INDEX_COLUMN,
@@ -22,6 +21,7 @@ from clickstream_spark.publish import (
     to_documents,
     with_routing,
 )
+from clickstream_spark.config import ElasticsearchConfig
 from clickstream_spark.schema import METRICS_SCHEMA
 
 T = dt.datetime

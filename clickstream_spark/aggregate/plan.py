@@ -9,14 +9,14 @@ Design (why it is fast and memory-bounded):
      events (window and 30-minute look-ahead) land in the same call, which orders them, takes the
      gaps, and reduces the counted events to value counts per (window, url, country): events per
      distinct time on page, plus events without one and distinct users
-     (:func:`clickstream_spark.metrics.partial_counts`). A (window, url, country) is thus spread
+     (:func:`~.pandas_metrics.partial_counts`). A (window, url, country) is thus spread
      over every call that holds some of its users; its distinct users still simply add up,
      because every user is in exactly one call.
   2. a native merge sums those counts per (window, url, country, time on page), then
      summaries, grouped by ``pmod(xxhash64(window_start, url, country), n)``: every merged count of
      a (window, url, country) lands in the same call, which computes exact counts, distinct users
      and exact (numpy-linear) quantiles from cumulative counts
-     (:func:`clickstream_spark.metrics.summarise_counts`). The merge shuffles by that bucket
+     (:func:`~.pandas_metrics.summarise_counts`). The merge shuffles by that bucket
      before aggregating, so stage 2 needs no shuffle of its own: two shuffles in all, as before.
 * What one pandas call can receive:
   - stage 1: the events of the users of one bucket. ``n = max(4 * cores, ceil(rows /
@@ -57,7 +57,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from clickstream_spark import metrics
+from clickstream_spark.aggregate import pandas_metrics as metrics
 from clickstream_spark.schema import METRICS_SCHEMA
 from clickstream_spark.windows import WINDOW_LENGTH, WindowKind, window_start
 

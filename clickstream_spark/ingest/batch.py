@@ -22,7 +22,7 @@ from pyspark.sql.streaming import StreamingQuery
 from clickstream_spark.config import Config
 from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.parse import (
+from clickstream_spark.ingest.parse import (
     oversized_quarantine,
     parse_kafka,
     quarantine_rows,

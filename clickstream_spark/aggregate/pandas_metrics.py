@@ -1,6 +1,6 @@
 """Per-URL/country engagement metrics as plain pandas functions (no Spark).
 
-These are the bodies of the ``applyInPandas`` calls in :mod:`clickstream_spark.aggregate`, kept
+These are the bodies of the ``applyInPandas`` calls in :mod:`clickstream_spark.aggregate.plan`, kept
 free of Spark so they can be unit-tested on tiny frames. Each call receives MANY users or MANY
 (window, url, country) groups at once, so everything here is vectorised over the whole frame
 (factorize + sort + bincount); nothing loops in Python per user or per group.

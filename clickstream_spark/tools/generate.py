@@ -5,8 +5,8 @@ Two halves, kept apart on purpose:
 * :func:`generate_messages` is pure and seedable: an iterator of :class:`Message` (the Kafka key
   and value as sent, plus what a correct parser must make of them). Tests and benchmarks use it
   without Kafka.
-* :func:`main` (``clickstream-generate`` / ``python -m clickstream_spark.generate``) sends those
-  messages with confluent-kafka and/or writes them as JSON lines (``--output``).
+* :func:`main` (``clickstream-generate``, ``python -m clickstream_spark.tools.generate``) sends
+  those messages with confluent-kafka and/or writes them as JSON lines (``--output``).
 
 The model. Users have a fixed country/city/device/os/browser and one of three client flavours
 (web: ISO-8601 ``Z`` timestamps; app: ISO-8601 with the country's UTC offset and ``browser: null``;
@@ -41,8 +41,8 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
-from clickstream_spark.metrics import MAX_GAP_S
-from clickstream_spark.parse import MAX_MESSAGE_BYTES, Reason
+from clickstream_spark.aggregate.pandas_metrics import MAX_GAP_S
+from clickstream_spark.ingest.parse import MAX_MESSAGE_BYTES, Reason
 
 # The inactivity gap that ends a session: the 30 minutes past which a click is an exit.
 SESSION_GAP_MS = MAX_GAP_S * 1000

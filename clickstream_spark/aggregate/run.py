@@ -18,10 +18,10 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from clickstream_spark.aggregate import aggregate_windows
+from clickstream_spark.aggregate.plan import aggregate_windows
+from clickstream_spark.aggregate.publish import Window, publish, shelf_of
 from clickstream_spark.config import Config
 from clickstream_spark.events_table import from_table_rows
-from clickstream_spark.publish import Window, publish, shelf_of
 from clickstream_spark.schema import EVENT_BUCKETS
 from clickstream_spark.windows import WindowKind, hours_to_read
 

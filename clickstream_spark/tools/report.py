@@ -48,7 +48,7 @@ def top_urls_per_country(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m clickstream_spark.report",
+        prog="python -m clickstream_spark.tools.report",
         description="Print the top URLs per country of the latest window in clickstream_index.",
     )
     parser.add_argument("--window", choices=("hour", "day"), default="day")
