@@ -5,6 +5,8 @@ Column order here is the output contract of the transform that produces it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pyspark.sql.types import (
     BinaryType,
     DoubleType,
@@ -15,6 +17,8 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Fields of a click event, in the order producers document them.
 REQUIRED_FIELDS = ("row_key", "user_id", "timestamp", "url")

@@ -1,0 +1,13 @@
+"""The one way to build the Python Elasticsearch client (index creation, alias swaps, reads)."""
+
+from __future__ import annotations
+
+from elasticsearch import Elasticsearch
+
+from clickstream_spark.config import ElasticsearchConfig
+
+
+def es_client(es: ElasticsearchConfig, request_timeout: float = 60) -> Elasticsearch:
+    """A client of the first configured node, with the configured credentials."""
+    auth = (es.username, es.password or "") if es.username else None
+    return Elasticsearch(es.url, basic_auth=auth, request_timeout=request_timeout)
