@@ -41,8 +41,8 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
-from clickstream_spark.aggregate.pandas_metrics import MAX_GAP_S
 from clickstream_spark.ingest.parse import MAX_MESSAGE_BYTES, Reason
+from clickstream_spark.windows import MAX_GAP_S
 
 # The inactivity gap that ends a session: the 30 minutes past which a click is an exit.
 SESSION_GAP_MS = MAX_GAP_S * 1000
