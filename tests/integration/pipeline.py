@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
+from clickstream_spark.aggregate.pandas_metrics import METRIC_COLUMNS
 from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
 from clickstream_spark.tools.generate import generate_messages, message_record
@@ -504,17 +505,7 @@ def published(es: Elasticsearch, alias: str) -> dict[tuple, tuple]:
     for doc in documents.values():
         key = (doc["window"], doc["window_start"], doc["url"], doc["country"])
         assert key not in result, f"two documents for {key}"
-        result[key] = tuple(
-            doc[f]
-            for f in (
-                "clicks",
-                "unique_users",
-                "avg_time_on_page_s",
-                "median_time_on_page_s",
-                "p90_time_on_page_s",
-                "time_on_page_coverage",
-            )
-        )
+        result[key] = tuple(doc[name] for name in METRIC_COLUMNS)
     return result
 
 
