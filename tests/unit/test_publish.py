@@ -30,7 +30,7 @@ COMPUTED = T(2026, 3, 16, 4, 5, 6)
 
 
 def metrics_rows(spark: SparkSession, *keys: tuple[str, dt.datetime, str, str]):
-    rows = [(w, s, url, c, 3, 2, 10.0, 9.0, 20.0, 0.5) for w, s, url, c in keys]
+    rows = [(kind, start, url, c, 3, 2, 10.0, 9.0, 20.0, 0.5) for kind, start, url, c in keys]
     return spark.createDataFrame(rows, METRICS_SCHEMA)
 
 
