@@ -109,6 +109,22 @@ def check_same(a: DataFrame, b: DataFrame) -> int:
     return len(ra)
 
 
+def local_session(driver_memory: str, shuffle_partitions: int) -> SparkSession:
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("bench-aggregate")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -120,18 +136,7 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="8g")
     args = parser.parse_args()
 
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("bench-aggregate")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", args.driver_memory)
-        .config("spark.sql.shuffle.partitions", str(args.shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("WARN")
+    spark = local_session(args.driver_memory, args.shuffle_partitions)
     with tempfile.TemporaryDirectory(prefix="bench-aggregate-") as tmp:
         t0 = time.perf_counter()
         path = f"{tmp}/events.parquet"
