@@ -82,8 +82,9 @@ KAFKA_SOURCE_SCHEMA = StructType(
     ]
 )
 
-# parse.parse_kafka output: one row per Kafka message. The event columns (EVENT_SCHEMA order) are
-# set when reason is null; reason, raw_value, raw_encoding when it is not (see parse.Reason).
+# ingest.parse.parse_kafka output: one row per Kafka message. The event columns (EVENT_SCHEMA
+# order) are set when reason is null; reason, raw_value, raw_encoding when it is not (see
+# ingest.contract.Verdict).
 PARSED_SCHEMA = StructType(
     [
         *(StructField(f.name, f.dataType, True) for f in EVENT_SCHEMA.fields),
@@ -114,6 +115,7 @@ METRICS_SCHEMA = StructType(
 )
 
 __all__ = [
+    "EPOCH",
     "EVENTS_TABLE_SCHEMA",
     "EVENT_BUCKETS",
     "EVENT_FIELDS",

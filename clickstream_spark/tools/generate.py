@@ -42,7 +42,7 @@ from typing import Any, NamedTuple, TextIO
 import numpy as np
 
 from clickstream_spark.aggregate.pandas_metrics import MAX_GAP_S
-from clickstream_spark.ingest.parse import MAX_MESSAGE_BYTES, Reason
+from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES, Reason
 
 # The inactivity gap that ends a session: the 30 minutes past which a click is an exit.
 SESSION_GAP_MS = MAX_GAP_S * 1000
