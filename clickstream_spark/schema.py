@@ -70,6 +70,16 @@ QUARANTINE_SCHEMA = StructType(
     ]
 )
 
+# Row of clickstream.changed_windows: a window (hour | day) a micro-batch wrote events of.
+CHANGED_WINDOWS_SCHEMA = StructType(
+    [
+        StructField("window", StringType(), False),
+        StructField("window_start", TimestampType(), False),
+        StructField("changed_at", TimestampType(), False),
+        StructField("batch_id", LongType(), False),
+    ]
+)
+
 # Row of the Kafka source as Structured Streaming reads it (the columns the parser uses).
 KAFKA_SOURCE_SCHEMA = StructType(
     [
@@ -115,6 +125,7 @@ METRICS_SCHEMA = StructType(
 )
 
 __all__ = [
+    "CHANGED_WINDOWS_SCHEMA",
     "EPOCH",
     "EVENTS_TABLE_SCHEMA",
     "EVENT_BUCKETS",
