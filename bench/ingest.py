@@ -77,7 +77,7 @@ sys.path.insert(0, str(ROOT))
 
 from clickstream_spark.cassandra_schema import statements  # noqa: E402
 from clickstream_spark.config import Config, load_config  # noqa: E402
-from clickstream_spark.ingest.parse import classify  # noqa: E402
+from clickstream_spark.ingest.contract import classify  # noqa: E402
 from clickstream_spark.schema import EVENT_BUCKETS  # noqa: E402
 from clickstream_spark.tools.generate import generate_messages  # noqa: E402
 

@@ -24,9 +24,9 @@ from pyspark.sql import SparkSession
 from clickstream_spark.cli import configure_logging
 from clickstream_spark.config import load_config
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.ingest.batch import EVENTS_TABLE
 from clickstream_spark.ingest.parse import parse_kafka, valid_events
 from clickstream_spark.session import stream_conf
+from clickstream_spark.tables import EVENTS_TABLE
 
 log = logging.getLogger("bench.ceiling")
 RESULT_PREFIX = "CEILING_RESULT "

@@ -21,7 +21,7 @@ from unittest import mock
 
 import pyarrow as pa
 
-from clickstream_spark.ingest import parse
+from clickstream_spark.ingest import contract as parse
 from clickstream_spark.tools.generate import generate_messages
 
 

@@ -23,9 +23,12 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from clickstream_spark.cli import configure_logging
 from clickstream_spark.config import load_config, with_overrides
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.ingest.batch import EVENTS_TABLE, BatchReport, kafka_source, observed
+from clickstream_spark.ingest.batch import BatchSummary as BatchReport
 from clickstream_spark.ingest.parse import parse_kafka, valid_events
+from clickstream_spark.ingest.query import observed
+from clickstream_spark.ingest.source import kafka_source
 from clickstream_spark.session import stream_conf
+from clickstream_spark.tables import EVENTS_TABLE
 
 log = logging.getLogger("bench.bare")
 

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
-from clickstream_spark.ingest.parse import MAX_MESSAGE_BYTES, Reason
+from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES, Reason
 from clickstream_spark.windows import MAX_GAP_S
 
 # The inactivity gap that ends a session: the 30 minutes past which a click is an exit.

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-from clickstream_spark.ingest.parse import classify
+from clickstream_spark.ingest.contract import classify
 from clickstream_spark.tools import generate
 from clickstream_spark.tools.generate import (
     BAD_KINDS,
