@@ -25,6 +25,7 @@ from clickstream_spark.cli import configure_logging
 from clickstream_spark.config import Config, load_config
 from clickstream_spark.events_table import to_table_rows
 from clickstream_spark.ingest.parse import parse_kafka, valid_events
+from clickstream_spark.ingest.query import event_time_limits
 from clickstream_spark.session import stream_conf
 from clickstream_spark.tables import CASSANDRA_FORMAT, EVENTS_TABLE
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         .getOrCreate()
     )
     try:
-        rows = to_table_rows(valid_events(parse_kafka(_whole_topic(spark, config)))).cache()
+        parsed = parse_kafka(_whole_topic(spark, config), event_time_limits(config.stream))
+        rows = to_table_rows(valid_events(parsed)).cache()
         started = time.perf_counter()
         count = rows.count()
         materialise_s = time.perf_counter() - started

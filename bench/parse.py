@@ -22,6 +22,7 @@ from unittest import mock
 import pyarrow as pa
 
 from clickstream_spark.ingest import contract
+from clickstream_spark.ingest.event_time import epoch_micros
 from clickstream_spark.tools.generate import generate_messages
 
 
@@ -55,13 +56,16 @@ def main() -> None:
         ],
         type=pa.binary(),
     )
-    fast = median_us_per_message(lambda: contract.classify_batch(values), len(values), args.repeats)
-    with mock.patch.object(contract, "_fast_row", lambda _value: None):
-        exact_batch = contract.classify_batch(values)
-        exact = median_us_per_message(
-            lambda: contract.classify_batch(values), len(values), args.repeats
-        )
-    assert exact_batch.equals(contract.classify_batch(values)), "the two paths disagree"
+    read_at_us = epoch_micros(start + timedelta(days=1))  # read as the day ends
+
+    def classify() -> pa.RecordBatch:
+        return contract.classify_batch(values, read_at_us)
+
+    fast = median_us_per_message(classify, len(values), args.repeats)
+    with mock.patch.object(contract, "_fast_row", lambda *_args: None):
+        exact_batch = classify()
+        exact = median_us_per_message(classify, len(values), args.repeats)
+    assert exact_batch.equals(classify()), "the two paths disagree"
 
     print(f"{len(values):,} messages, {args.bad_fraction:.0%} bad, median of {args.repeats}")
     print(f"fast path + exact fallback: {fast:6.2f} µs/message ({1e6 / fast:,.0f}/s on one core)")

@@ -26,7 +26,7 @@ from clickstream_spark.config import load_config, with_overrides
 from clickstream_spark.events_table import to_table_rows
 from clickstream_spark.ingest.batch import BatchSummary
 from clickstream_spark.ingest.parse import parse_kafka, valid_events
-from clickstream_spark.ingest.query import observed
+from clickstream_spark.ingest.query import event_time_limits, observed
 from clickstream_spark.ingest.source import kafka_source
 from clickstream_spark.session import stream_conf
 from clickstream_spark.tables import CASSANDRA_FORMAT, EVENTS_TABLE
@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         query = (
-            parse_kafka(kafka_source(spark, config), oversized_raw=False)
+            parse_kafka(
+                kafka_source(spark, config), event_time_limits(config.stream), oversized_raw=False
+            )
             .writeStream.queryName("bare")
             .option("checkpointLocation", config.resolve_path(config.stream.checkpoint))
             .foreachBatch(_writer(config.cassandra.keyspace, args.sink))

@@ -83,6 +83,17 @@ class SparkConfig:
     event_log_dir: str
 
 
+# Past these an event-time bound no longer narrows anything: accepted event times stay within
+# 1970..2099 whatever they say (clickstream_spark.ingest.event_time).
+MAX_EVENT_AGE_DAYS = 100_000
+MAX_EVENT_LEAD_HOURS = 1_000_000
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+
+
 @dataclass(frozen=True)
 class StreamConfig:
     checkpoint: str
@@ -91,8 +102,14 @@ class StreamConfig:
     min_partitions: int
     starting_offsets: str
     query_name: str
+    max_event_age_days: int
+    max_event_lead_hours: int
 
     def __post_init__(self) -> None:
+        _check_range("stream.max_event_age_days", self.max_event_age_days, 0, MAX_EVENT_AGE_DAYS)
+        _check_range(
+            "stream.max_event_lead_hours", self.max_event_lead_hours, 0, MAX_EVENT_LEAD_HOURS
+        )
         if self.max_offsets_per_trigger < 1:
             raise ConfigError(
                 f"stream.max_offsets_per_trigger: must be at least 1, got "

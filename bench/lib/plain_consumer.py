@@ -77,7 +77,7 @@ def run_plain(bench: Bench, keyspace: str, limit: int, concurrency: int) -> floa
 
 def _to_statement(message: Any, events: Any, quarantine: Any) -> tuple[Any, tuple]:
     """The prepared statement and values a plain consumer writes for one Kafka message."""
-    verdict = classify(message.value())
+    verdict = classify(message.value(), dt.datetime.now(dt.UTC))
     if verdict.valid:
         ts = verdict.timestamp.replace(tzinfo=None)  # naive UTC, as the driver wants
         values = (

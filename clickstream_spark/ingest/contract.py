@@ -1,8 +1,9 @@
 """The event contract: one Kafka message value → a typed click event, or why it is not one.
 
-:func:`classify` is the whole contract (README, "The event contract"), a plain function on the raw
-bytes; the stream runs the same code over Arrow batches (:func:`classify_batch`), so what the tests
-prove here is what the stream does. Nothing in a message's content can make it raise.
+:func:`classify` is the whole contract (README, "The event contract"), a plain function of the raw
+bytes and of the moment they are read (event times are judged against it); the stream runs the
+same code over Arrow batches (:func:`classify_batch`), so what the tests prove here is what the
+stream does. Nothing in a message's content can make it raise.
 
 Why Python and not Spark's ``from_json``: it turns any scalar into a string field (``"123"``,
 ``123`` and ``true`` look alike), silently keeps the last of duplicated keys and accepts timestamps
@@ -14,13 +15,23 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
 
+from clickstream_spark.ingest.event_time import (
+    DEFAULT_EVENT_TIME_LIMITS,
+    ISO_8601,
+    MAX_EPOCH_MS_DIGITS,
+    MAX_TIMESTAMP_US,
+    MIN_TIMESTAMP_US,
+    ONE_US,
+    EventTimeLimits,
+    epoch_micros,
+)
 from clickstream_spark.schema import EPOCH, EVENT_FIELDS, OPTIONAL_FIELDS
 
 # A click event is ~300 bytes and the longest legitimate one (an 8 KiB URL, the practical limit of
@@ -33,12 +44,21 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # recursion limit (a test run and a Spark worker differ) and keeps "[[[[...]]]]" as cheap as a scan.
 MAX_JSON_DEPTH = 64
 
+# Bytes (UTF-8, of the decoded value) a field may hold; a longer value is quarantined as
+# too_long:<field>. 8 KiB is the practical URL limit of browsers and CDNs; 256 bytes is far above
+# any real id, country, city, browser, os or device. Both stay below Elasticsearch's 32,766-byte
+# keyword limit, past which every aggregation of the event's windows would fail.
+MAX_URL_BYTES = 8 * 1024
+MAX_FIELD_BYTES = 256
+
 
 class Reason(StrEnum):
     """Why a message is quarantined. These strings are stored and counted: never rename one.
 
     Checks run in this order and the first failing one is the reason; for the fields, the first
-    failing field in contract order (:data:`clickstream_spark.schema.EVENT_FIELDS`).
+    failing field in contract order (:data:`clickstream_spark.schema.EVENT_FIELDS`), each field
+    checked for its form (missing_or_bad), then its length (too_long) or, for the timestamp, its
+    distance from the moment the message is read (out_of_range).
     """
 
     EMPTY_VALUE = "empty_value"  # Kafka null (tombstone), zero bytes, or only JSON whitespace
@@ -56,6 +76,15 @@ class Reason(StrEnum):
     MISSING_OR_BAD_BROWSER = "missing_or_bad:browser"
     MISSING_OR_BAD_OS = "missing_or_bad:os"
     MISSING_OR_BAD_DEVICE = "missing_or_bad:device"
+    OUT_OF_RANGE_TIMESTAMP = "out_of_range:timestamp"  # outside EventTimeLimits of the read moment
+    TOO_LONG_ROW_KEY = "too_long:row_key"  # more than MAX_FIELD_BYTES
+    TOO_LONG_USER_ID = "too_long:user_id"
+    TOO_LONG_URL = "too_long:url"  # more than MAX_URL_BYTES
+    TOO_LONG_COUNTRY = "too_long:country"
+    TOO_LONG_CITY = "too_long:city"
+    TOO_LONG_BROWSER = "too_long:browser"
+    TOO_LONG_OS = "too_long:os"
+    TOO_LONG_DEVICE = "too_long:device"
 
 
 REASONS: tuple[str, ...] = tuple(r.value for r in Reason)
@@ -66,6 +95,12 @@ _EMPTY, _TOO_LARGE = Reason.EMPTY_VALUE.value, Reason.TOO_LARGE.value
 _INVALID_UTF8, _MALFORMED = Reason.INVALID_UTF8.value, Reason.MALFORMED_JSON.value
 _NOT_OBJECT, _DUPLICATE = Reason.NOT_AN_OBJECT.value, Reason.DUPLICATE_KEY.value
 _BAD_FIELD = {f: Reason(f"missing_or_bad:{f}").value for f in EVENT_FIELDS}
+_TOO_LONG = {f: Reason(f"too_long:{f}").value for f in EVENT_FIELDS if f != "timestamp"}
+_OUT_OF_RANGE = Reason.OUT_OF_RANGE_TIMESTAMP.value
+# A string of at most this many characters is within its bound whatever they are (UTF-8 takes at
+# most 4 bytes per character): the one comparison almost every value needs.
+_SURELY_SHORT = MAX_FIELD_BYTES // 4
+_SURELY_SHORT_URL = MAX_URL_BYTES // 4
 
 # Only these count as "blank" (a value of nothing but them is empty). ASCII on purpose: Unicode
 # whitespace classes differ between Python, Java and Cassandra tooling, ASCII ones do not.
@@ -73,22 +108,13 @@ _BLANK = " \t\n\r\f\v"
 JSON_WHITESPACE = " \t\n\r"  # insignificant whitespace of RFC 8259
 _JSON_WS_BYTES = JSON_WHITESPACE.encode("ascii")
 
-# The accepted ISO-8601 profile: extended calendar date, 'T', hh:mm[:ss[.fraction]], and a zone
-# that is 'Z' or ±hh:mm. datetime.fromisoformat alone would also take week dates, basic format,
-# '+0530', '+05' and seconds offsets, and reads "+05:60" as +06:00 (hence minutes 00-59 here).
-# Fraction digits beyond microseconds are truncated (EVENT_SCHEMA is microsecond precision).
-_ISO_8601 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
-    r"(?:Z|[+-][0-9]{2}:[0-5][0-9])"
-)
-_ONE_US = timedelta(microseconds=1)
-# Accepted instants: 1970-01-01 to the end of 2099, UTC. No click predates the epoch, and the bound
-# keeps every window (and the 30 minutes before an event) inside what Spark, Python's datetime and
-# Cassandra all represent (a year-1 event would make windows in year 0, which PySpark cannot
-# collect). Outside it a timestamp is bad, as ISO text or as epoch milliseconds.
-MIN_TIMESTAMP_US = 0
-MAX_TIMESTAMP_US = (datetime(2100, 1, 1, tzinfo=UTC) - EPOCH) // _ONE_US - 1
-_MAX_EPOCH_MS_DIGITS = 16  # longer integer text is out of range: no need to build the int
+
+def _longer_than(text: str, limit: int) -> bool:
+    """Whether ``text`` takes more than ``limit`` bytes in UTF-8 (a lone surrogate counts 3)."""
+    if len(text) > limit:
+        return True
+    return not text.isascii() and len(text.encode("utf-8", "surrogatepass")) > limit
+
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _DEPTH_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
@@ -215,14 +241,14 @@ def _timestamp_us(value: Any) -> int | None:
     """ISO-8601 text with a zone, or epoch milliseconds; microseconds since the epoch, UTC."""
     kind = type(value)
     if kind is str:
-        if _ISO_8601.fullmatch(value) is None:
+        if ISO_8601.fullmatch(value) is None:
             return None
         try:
-            micros = (datetime.fromisoformat(value) - EPOCH) // _ONE_US
+            micros = (datetime.fromisoformat(value) - EPOCH) // ONE_US
         except ValueError:  # month 13, hour 24, second 60, offset of 24h...
             return None
     elif kind is _JsonInt:
-        if len(value) > _MAX_EPOCH_MS_DIGITS:
+        if len(value) > MAX_EPOCH_MS_DIGITS:
             return None
         micros = int(value) * 1000
     else:
@@ -241,7 +267,7 @@ def _after_duplicate(text: str) -> str:
     return _DUPLICATE if type(obj) is dict else _NOT_OBJECT
 
 
-def _fast_row(value: bytes) -> _Row | None:
+def _fast_row(value: bytes, first_us: int, last_us: int) -> _Row | None:
     """The verdict of a plain valid event, or None: then only :func:`_exact_row` can tell.
 
     Almost every message is a flat object without escapes, and for those orjson (no hooks, much
@@ -278,22 +304,26 @@ def _fast_row(value: bytes) -> _Row | None:
             field = str(field)
         elif kind is not str or not field.strip(_BLANK):
             return None
+        if len(field) > _SURELY_SHORT and _longer_than(field, MAX_FIELD_BYTES):
+            return None
         ids.append(field)
     timestamp = get("timestamp")
     kind = type(timestamp)
     if kind is int:
         micros = timestamp * 1000
-    elif kind is str and _ISO_8601.fullmatch(timestamp) is not None:
+    elif kind is str and ISO_8601.fullmatch(timestamp) is not None:
         try:
-            micros = (datetime.fromisoformat(timestamp) - EPOCH) // _ONE_US
+            micros = (datetime.fromisoformat(timestamp) - EPOCH) // ONE_US
         except ValueError:
             return None
     else:
         return None
-    if not MIN_TIMESTAMP_US <= micros <= MAX_TIMESTAMP_US:
+    if not first_us <= micros <= last_us:
         return None
     url = get("url")
     if type(url) is not str or not url.strip(_BLANK):
+        return None
+    if len(url) > _SURELY_SHORT_URL and _longer_than(url, MAX_URL_BYTES):
         return None
     optional: list[str | None] = []
     for name in OPTIONAL_FIELDS:
@@ -303,20 +333,23 @@ def _fast_row(value: bytes) -> _Row | None:
                 return None
             if not field.strip(_BLANK):
                 field = None
+            elif len(field) > _SURELY_SHORT and _longer_than(field, MAX_FIELD_BYTES):
+                return None
         optional.append(field)
     return (None, ids[0], ids[1], micros, url, *optional, None, None)
 
 
-def _classify_row(value: bytes | None) -> _Row:
-    """:func:`classify` as a plain tuple: what the Arrow batches are built from."""
+def _classify_row(value: bytes | None, first_us: int, last_us: int) -> _Row:
+    """:func:`classify` as a plain tuple, for event times in [first_us, last_us]: what the Arrow
+    batches are built from."""
     if value is not None:
-        row = _fast_row(value)
+        row = _fast_row(value, first_us, last_us)
         if row is not None:
             return row
-    return _exact_row(value)
+    return _exact_row(value, first_us, last_us)
 
 
-def _exact_row(value: bytes | None) -> _Row:
+def _exact_row(value: bytes | None, first_us: int, last_us: int) -> _Row:
     """Every rule, in order, on any message: the reference behaviour of :func:`classify`.
 
     The path of a valid event is written inline: at a few µs per message every call counts.
@@ -344,35 +377,47 @@ def _exact_row(value: bytes | None) -> _Row:
         return (_NOT_OBJECT, *_NO_EVENT, text, "utf8")
 
     get = obj.get
-    row_key = _id_text(get("row_key"))
-    if row_key is None:
-        return (_BAD_FIELD["row_key"], *_NO_EVENT, text, "utf8")
-    user_id = _id_text(get("user_id"))
-    if user_id is None:
-        return (_BAD_FIELD["user_id"], *_NO_EVENT, text, "utf8")
+    ids: list[str] = []
+    for name in ("row_key", "user_id"):
+        field = _id_text(get(name))
+        if field is None:
+            return (_BAD_FIELD[name], *_NO_EVENT, text, "utf8")
+        if _longer_than(field, MAX_FIELD_BYTES):
+            return (_TOO_LONG[name], *_NO_EVENT, text, "utf8")
+        ids.append(field)
+    row_key, user_id = ids
     timestamp_us = _timestamp_us(get("timestamp"))
     if timestamp_us is None:
         return (_BAD_FIELD["timestamp"], *_NO_EVENT, text, "utf8")
+    if not first_us <= timestamp_us <= last_us:
+        return (_OUT_OF_RANGE, *_NO_EVENT, text, "utf8")
     url = get("url")
     if not (
         type(url) is str and url.strip(_BLANK) and (url.isascii() or _SURROGATE.search(url) is None)
     ):
         return (_BAD_FIELD["url"], *_NO_EVENT, text, "utf8")
+    if _longer_than(url, MAX_URL_BYTES):
+        return (_TOO_LONG["url"], *_NO_EVENT, text, "utf8")
     optional: list[str | None] = []
     for name in OPTIONAL_FIELDS:
-        # missing, null or blank → None; a string → itself; anything else → bad
+        # missing, null or blank → None; a string → itself, if not too long; anything else → bad
         field = get(name)
         if field is not None:
             if type(field) is not str or (not field.isascii() and _SURROGATE.search(field)):
                 return (_BAD_FIELD[name], *_NO_EVENT, text, "utf8")
             if not field.strip(_BLANK):
                 field = None
+            elif _longer_than(field, MAX_FIELD_BYTES):
+                return (_TOO_LONG[name], *_NO_EVENT, text, "utf8")
         optional.append(field)
     return (None, row_key, user_id, timestamp_us, url, *optional, None, None)
 
 
-def classify(value: bytes | None) -> Verdict:
-    """Classify one Kafka message value (``None`` for a tombstone). Never raises on content.
+def classify(
+    value: bytes | None, read_at: datetime, limits: EventTimeLimits = DEFAULT_EVENT_TIME_LIMITS
+) -> Verdict:
+    """Classify one Kafka message value (``None`` for a tombstone), read at ``read_at`` (an aware
+    datetime: the event time must lie within ``limits`` of it). Never raises on content.
 
     Decisions beyond the contract's letter:
 
@@ -387,9 +432,11 @@ def classify(value: bytes | None) -> Verdict:
     * a string with a lone surrogate escape (``"\\ud800"``) is a bad value for that field
       (ignored, like the rest, when the field is unknown);
     * duplicated keys are refused at any depth, also inside ignored fields, and also when the two
-      spellings differ only by escapes (``"url"`` and ``"\\u0075rl"`` are the same key).
+      spellings differ only by escapes (``"url"`` and ``"\\u0075rl"`` are the same key);
+    * a field's length is that of its decoded value in UTF-8 (an escaped ``"\\u00e9"`` is 2
+      bytes); a blank optional field is None whatever its length.
     """
-    return Verdict._make(_classify_row(value))
+    return Verdict._make(_classify_row(value, *limits.accepted_us(epoch_micros(read_at))))
 
 
 # One Arrow column per Verdict field; the timestamp stays epoch micros, so that Spark types it
@@ -407,8 +454,14 @@ CLASSIFIED_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
 _CLASSIFIED_STRUCT = pa.struct(list(CLASSIFIED_FIELDS))
 
 
-def classify_batch(values: pa.Array, oversized: pa.Array | None = None) -> pa.RecordBatch:
-    """Classify an Arrow array of message values (binary, nulls for tombstones), row by row.
+def classify_batch(
+    values: pa.Array,
+    read_at_us: int,
+    limits: EventTimeLimits = DEFAULT_EVENT_TIME_LIMITS,
+    oversized: pa.Array | None = None,
+) -> pa.RecordBatch:
+    """Classify an Arrow array of message values (binary, nulls for tombstones), row by row, all
+    read at ``read_at_us`` (microseconds since the epoch): :func:`classify` of each.
 
     ``oversized``, when given, marks the messages over MAX_MESSAGE_BYTES whose value was left out
     (null: it fits; true: only JSON whitespace; false: anything else): they get their reason and
@@ -417,11 +470,12 @@ def classify_batch(values: pa.Array, oversized: pa.Array | None = None) -> pa.Re
     """
     # to_numpy() builds the bytes objects in C; Array.to_pylist() would go through Arrow scalars.
     messages = values.to_numpy(zero_copy_only=False).tolist()
+    first_us, last_us = limits.accepted_us(read_at_us)
     if oversized is None:
-        rows = [_classify_row(v) for v in messages]
+        rows = [_classify_row(v, first_us, last_us) for v in messages]
     else:
         rows = [
-            _classify_row(v) if blank is None else _LEFT_OUT[blank]
+            _classify_row(v, first_us, last_us) if blank is None else _LEFT_OUT[blank]
             for v, blank in zip(messages, oversized.to_pylist(), strict=True)
         ]
     # Arrow reads the tuples as structs in C, cheaper than transposing them into columns here.
@@ -431,11 +485,14 @@ def classify_batch(values: pa.Array, oversized: pa.Array | None = None) -> pa.Re
 __all__ = [
     "CLASSIFIED_FIELDS",
     "JSON_WHITESPACE",
+    "MAX_FIELD_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_MESSAGE_BYTES",
     "MAX_TIMESTAMP_US",
+    "MAX_URL_BYTES",
     "MIN_TIMESTAMP_US",
     "REASONS",
+    "EventTimeLimits",
     "Reason",
     "Verdict",
     "classify",

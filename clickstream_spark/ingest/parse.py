@@ -5,13 +5,18 @@
 side), so the stream gives exactly the verdicts of the plain ``classify``. :func:`valid_events`
 and :func:`quarantine_rows` select the two outputs; messages over the size limit can instead be
 decided natively and quarantined straight from Kafka (:func:`oversized_quarantine`).
+
+Event times are judged against the moment the messages are read: in a stream,
+``current_timestamp()`` of the micro-batch, which Spark records in the checkpoint's offset log, so
+a replayed micro-batch is judged as it was the first time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
@@ -23,6 +28,7 @@ from clickstream_spark.ingest.contract import (
     Reason,
     classify_batch,
 )
+from clickstream_spark.ingest.event_time import DEFAULT_EVENT_TIME_LIMITS, EventTimeLimits
 from clickstream_spark.schema import EVENT_SCHEMA, OPTIONAL_FIELDS, PARSED_SCHEMA
 
 # Rows per Arrow batch between the JVM and the Python parser (the stream sets
@@ -36,15 +42,35 @@ ARROW_BATCH_ROWS = 1000
 _COORDINATES = ("topic", "partition", "offset", "kafka_timestamp")
 
 
-def _classify_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    for batch in batches:
-        names = batch.schema.names
-        oversized = batch.column("oversized") if "oversized" in names else None
-        classified = classify_batch(batch.column("value"), oversized)
-        yield pa.RecordBatch.from_arrays(
-            [batch.column(name) for name in _COORDINATES] + classified.columns,
-            names=[*_COORDINATES, *classified.schema.names],
-        )
+_Batches = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+
+
+def _classifier(limits: EventTimeLimits) -> _Batches:
+    """The mapInArrow function: each Arrow batch classified as read at its ``read_at_us``."""
+
+    def classify_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            names = batch.schema.names
+            oversized = batch.column("oversized") if "oversized" in names else None
+            read_at_us = _one_moment(batch.column("read_at_us"))
+            classified = classify_batch(batch.column("value"), read_at_us, limits, oversized)
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(name) for name in _COORDINATES] + classified.columns,
+                names=[*_COORDINATES, *classified.schema.names],
+            )
+
+    return classify_batches
+
+
+def _one_moment(read_at_us: pa.Array) -> int:
+    """The read moment of a batch: one value for all its rows (an empty batch has none)."""
+    if len(read_at_us) == 0:
+        return 0
+    bounds = pc.min_max(read_at_us)
+    first, last = bounds["min"].as_py(), bounds["max"].as_py()
+    if first is None or first != last:
+        raise ValueError(f"read_at must be one moment per batch, got {first} to {last}")
+    return first
 
 
 def _mapped_schema() -> StructType:
@@ -91,7 +117,13 @@ def _oversized(source: DataFrame) -> DataFrame:
     )
 
 
-def parse_kafka(kafka: DataFrame, *, oversized_raw: bool = True) -> DataFrame:
+def parse_kafka(
+    kafka: DataFrame,
+    limits: EventTimeLimits = DEFAULT_EVENT_TIME_LIMITS,
+    *,
+    read_at: Column | None = None,
+    oversized_raw: bool = True,
+) -> DataFrame:
     """Kafka source rows → one row per message with the event columns, ``reason`` and provenance.
 
     Input: the Kafka source columns (``value``, ``topic``, ``partition``, ``offset``,
@@ -99,20 +131,26 @@ def parse_kafka(kafka: DataFrame, *, oversized_raw: bool = True) -> DataFrame:
     outputs with :func:`valid_events` and :func:`quarantine_rows` (``persist()`` first when
     writing both, or the classifier runs once per output).
 
+    ``read_at`` is the moment the messages are read, one value for the whole query (default
+    ``current_timestamp()``: the micro-batch's in a stream); event times must lie within
+    ``limits`` of it.
+
     ``oversized_raw=False`` is for a stream that caches its micro-batches: values over
     MAX_MESSAGE_BYTES never reach Python (what crosses to a worker stays under
     ``ARROW_BATCH_ROWS x MAX_MESSAGE_BYTES`` whatever producers send) and their rows carry the
     reason without a raw copy; :func:`oversized_quarantine` writes those from Kafka.
     """
-    source = _kafka_columns(kafka)
+    moment = F.current_timestamp() if read_at is None else read_at
+    source = _kafka_columns(kafka).withColumn("read_at_us", F.unix_micros(moment))
     if not oversized_raw:
         fits = F.col("value").isNull() | (F.length("value") <= MAX_MESSAGE_BYTES)
         source = source.select(
             F.when(fits, F.col("value")).alias("value"),
             F.when(~fits, _only_json_whitespace()).alias("oversized"),
+            F.col("read_at_us"),
             *(F.col(name) for name in _COORDINATES),
         )
-    mapped = source.mapInArrow(_classify_batches, _mapped_schema())
+    mapped = source.mapInArrow(_classifier(limits), _mapped_schema())
     return mapped.select(
         F.col("row_key"),
         F.col("user_id"),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from clickstream_spark.config import Config
+from clickstream_spark.config import Config, StreamConfig
 from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.ingest.batch import write_batch
+from clickstream_spark.ingest.event_time import EventTimeLimits
 from clickstream_spark.ingest.parse import parse_kafka
 from clickstream_spark.ingest.source import kafka_source
 from clickstream_spark.tables import (
@@ -34,6 +36,15 @@ def observed(parsed: DataFrame, observation: str | Observation = OBSERVATION_NAM
         F.count(F.lit(1)).alias("rows"),
         F.count(F.when(is_valid, 1)).alias("valid"),
         F.count(F.when(~is_valid, 1)).alias("quarantined"),
+    )
+
+
+def event_time_limits(stream: StreamConfig) -> EventTimeLimits:
+    """The accepted event times of the config: ``[stream] max_event_age_days`` and
+    ``max_event_lead_hours`` around the moment a message is read."""
+    return EventTimeLimits(
+        max_age=timedelta(days=stream.max_event_age_days),
+        max_lead=timedelta(hours=stream.max_event_lead_hours),
     )
 
 
@@ -82,7 +93,14 @@ def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> St
         )
     # Messages over the size limit are quarantined straight from Kafka (write_batch), so that
     # the cached micro-batch never holds their raw copies: one cache block is read back whole.
-    parsed = observed(parse_kafka(kafka_source(spark, config), oversized_raw=False))
+    limits = event_time_limits(config.stream)
+    log.info(
+        "accepting event times from %s before to %s after each micro-batch's moment "
+        "(others are quarantined as out_of_range:timestamp)",
+        limits.max_age,
+        limits.max_lead,
+    )
+    parsed = observed(parse_kafka(kafka_source(spark, config), limits, oversized_raw=False))
     writer = (
         parsed.writeStream.queryName(config.stream.query_name)
         .option("checkpointLocation", checkpoint)

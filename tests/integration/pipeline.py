@@ -34,6 +34,9 @@ from clickstream_spark.tools.generate import generate_messages, message_record
 from tests.reference import reference_metrics
 
 JOB_TIMEOUT_S = 600
+# The tests send fixed days of 2026: history, replayed as a backfill would, so the stream accepts
+# event times a century old (never those from the future) whatever the day the tests run.
+HISTORY_ENV = {"CLICKSTREAM_STREAM_MAX_EVENT_AGE_DAYS": "36500"}
 # What the test producers may send: messages over the broker's default 1 MB reach the parser.
 KAFKA_MAX_MESSAGE = 4 * 1024 * 1024
 
@@ -190,8 +193,13 @@ def isolated_pipeline(
     *,
     master: str = "local[2]",
     topic_config: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Pipeline]:
-    """A pipeline with its own topic, keyspace, alias, checkpoint and event logs; dropped after."""
+    """A pipeline with its own topic, keyspace, alias, checkpoint and event logs; dropped after.
+
+    ``env`` adds to (or replaces) the jobs' environment, e.g. other event-time limits than
+    :data:`HISTORY_ENV`.
+    """
     p = Pipeline(
         topic=f"clickstream_{name}",
         keyspace=f"clickstream_{name}",
@@ -208,6 +216,8 @@ def isolated_pipeline(
         "CLICKSTREAM_ELASTICSEARCH_INDEX": p.alias,
         "CLICKSTREAM_STREAM_CHECKPOINT": str(p.checkpoint),
         "CLICKSTREAM_SPARK_EVENT_LOG_DIR": str(p.event_log_dir),
+        **HISTORY_ENV,
+        **(env or {}),
     }
     for statement in statements(p.keyspace):
         cassandra.execute(statement, timeout=60)

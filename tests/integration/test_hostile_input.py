@@ -18,15 +18,26 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 
-from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES, classify
+from clickstream_spark.ingest.contract import (
+    MAX_FIELD_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_URL_BYTES,
+    classify,
+)
 from tests.integration.pipeline import KAFKA_MAX_MESSAGE, OpenPipeline, Pipeline
-from tests.unit.test_contract_properties import as_ref, hostile_batch, reference
+from tests.unit.test_contract_properties import ANY_TIME, as_ref, hostile_batch, reference
 
 GENERATED = 3000  # drawn by Hypothesis (deterministic), plus the edges below
 # Kafka refuses messages over ~1 MiB by default (broker message.max.bytes, librdkafka's
 # message.max.bytes): this topic and producer take up to 4 MiB, so that a 1 MiB url arrives
 # and the parser, not the broker, quarantines it as too_large.
 BIG_MESSAGES_TOPIC = {"max.message.bytes": str(KAFKA_MAX_MESSAGE)}
+# Every event time of 1970..2099 accepted, as in ANY_TIME, whenever the stream reads: the verdicts
+# do not depend on the moment (tests/integration/test_poison_pills.py covers that rule).
+ANY_TIME_ENV = {
+    "CLICKSTREAM_STREAM_MAX_EVENT_AGE_DAYS": "60000",
+    "CLICKSTREAM_STREAM_MAX_EVENT_LEAD_HOURS": "1000000",
+}
 
 
 def _event(**fields: object) -> bytes:
@@ -35,8 +46,7 @@ def _event(**fields: object) -> bytes:
 
 
 def _at_limit(row_key_char: str) -> bytes:
-    """A valid event of exactly MAX_MESSAGE_BYTES, nearly all row_key (Cassandra's clustering key
-    holds at most 65535 bytes: the message limit keeps every valid row_key under it)."""
+    """An event of exactly MAX_MESSAGE_BYTES, nearly all row_key: too long for the field."""
     short = _event(row_key="")
     return _event(row_key=row_key_char * (MAX_MESSAGE_BYTES - len(short)))
 
@@ -49,7 +59,9 @@ EDGES: list[bytes | None] = [
     b"\n" * 1_048_576,  # 1 MiB of whitespace: empty, not too large
     _event(row_key="edge-1mib-url", url="https://shop.example.com/" + "a" * 1_048_576),
     _event(row_key="edge-over", url="/" + "b" * MAX_MESSAGE_BYTES),  # just over the limit
-    _at_limit("k"),  # the longest valid row_key
+    _at_limit("k"),
+    _event(row_key="k" * MAX_FIELD_BYTES),  # the longest valid row_key
+    _event(row_key="edge-url", url="/" + "東" * ((MAX_URL_BYTES - 1) // 3)),  # 8 KiB - 2 bytes
     _event(row_key="edge-nul", url="/a\u0000b", city="\u0000"),  # escaped NUL: kept
     _event(row_key="edge-raw-nul").replace(b'"/"', b'"/\x00"'),  # raw NUL: malformed
     _event(row_key="edge-latin1", city="Montr\xe9al").replace(b"\\u00e9", b"\xe9"),
@@ -76,7 +88,7 @@ def hostile_messages() -> list[bytes | None]:
         generated.insert(i, None)
     kept, row_keys = [], set()
     for value in EDGES + generated:
-        verdict = classify(value)
+        verdict = classify(value, *ANY_TIME)
         if verdict.valid:
             if verdict.row_key in row_keys:
                 continue
@@ -91,7 +103,9 @@ def hostile_pipeline(
 ) -> Iterator[Pipeline]:
     work = tmp_path_factory.mktemp("hostile")
     # Raised on purpose: messages over Kafka's default 1 MB must reach the parser (`too_large`).
-    with open_pipeline(f"hostile_{run_id}", work, topic_config=BIG_MESSAGES_TOPIC) as p:
+    with open_pipeline(
+        f"hostile_{run_id}", work, topic_config=BIG_MESSAGES_TOPIC, env=ANY_TIME_ENV
+    ) as p:
         yield p
 
 
@@ -102,8 +116,8 @@ def test_the_stream_classifies_every_hostile_message_as_classify_does(
     hostile_pipeline: Pipeline, cassandra: Session
 ) -> None:
     values = hostile_messages()
-    verdicts = [classify(v) for v in values]
-    assert [as_ref(v) for v in verdicts] == [reference(v) for v in values]
+    verdicts = [classify(v, *ANY_TIME) for v in values]
+    assert [as_ref(v) for v in verdicts] == [reference(v, ANY_TIME) for v in values]
     assert sum(v.valid for v in verdicts) >= 200
     assert {v.reason for v in verdicts} >= {"too_large", "empty_value", "duplicate_key"}
     coordinates = hostile_pipeline.send((str(i).encode(), v) for i, v in enumerate(values))

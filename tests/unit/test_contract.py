@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -13,20 +13,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clickstream_spark.ingest.contract import (
+    MAX_FIELD_BYTES,
     MAX_JSON_DEPTH,
     MAX_MESSAGE_BYTES,
     MAX_TIMESTAMP_US,
+    MAX_URL_BYTES,
     MIN_TIMESTAMP_US,
     REASONS,
+    EventTimeLimits,
     Reason,
     Verdict,
     classify,
     classify_batch,
 )
+from clickstream_spark.ingest.event_time import epoch_micros
 from clickstream_spark.schema import EVENT_FIELDS
 
 TS = "2024-05-01T10:20:30.123Z"
 TS_US = 1714558830123000  # the same instant in epoch microseconds
+READ_AT = datetime(2024, 5, 2, tzinfo=UTC)  # the stream reads the messages the day after TS
+# Every event time from 1970 to 2099 accepted: for the rules of the timestamp's form and range.
+ANY_TIME = EventTimeLimits(max_age=timedelta(days=100_000), max_lead=timedelta(days=100_000))
 
 
 def event(**fields: Any) -> dict[str, Any]:
@@ -54,7 +61,8 @@ def encode(obj: Any) -> bytes:
 
 
 def verdict_of(**fields: Any) -> Verdict:
-    return classify(encode(event(**fields)))
+    """The verdict of ``event(**fields)``, any event time accepted."""
+    return classify(encode(event(**fields)), READ_AT, ANY_TIME)
 
 
 def reason_of(**fields: Any) -> str | None:
@@ -74,6 +82,8 @@ def test_reason_strings_are_stable() -> None:
         "not_an_object",
         "duplicate_key",
         *(f"missing_or_bad:{f}" for f in EVENT_FIELDS),
+        "out_of_range:timestamp",
+        *(f"too_long:{f}" for f in EVENT_FIELDS if f != "timestamp"),
     ]
     assert Reason.DUPLICATE_KEY == "duplicate_key"
 
@@ -97,7 +107,7 @@ def test_unknown_fields_are_ignored_whatever_they_hold() -> None:
 
 def test_field_order_and_whitespace_do_not_matter() -> None:
     text = '\n { "url" : "/a" ,\t"timestamp":"2024-05-01T00:00:00Z", "user_id":"u","row_key":"r"} '
-    assert classify(text.encode()) == Verdict(
+    assert classify(text.encode(), READ_AT) == Verdict(
         None, "r", "u", 1714521600000000, "/a", None, None, None, None, None, None, None
     )
 
@@ -123,9 +133,12 @@ def test_ids_are_non_empty_strings_or_integers_as_decimal_text(sent: Any, kept: 
 
 
 def test_minus_zero_and_huge_integers_keep_their_decimal_text() -> None:
-    assert classify(encode(event()).replace(b'"r-1"', b"-0")).row_key == "0"
-    digits = "9" * 5000  # above Python's int() digit limit: kept as text, no int conversion
-    assert classify(encode(event()).replace(b'"r-1"', digits.encode())).row_key == digits
+    assert classify(encode(event()).replace(b'"r-1"', b"-0"), READ_AT).row_key == "0"
+    digits = "9" * MAX_FIELD_BYTES  # kept as text, no int conversion
+    assert classify(encode(event()).replace(b'"r-1"', digits.encode()), READ_AT).row_key == digits
+    # Above Python's int() digit limit: too long, and still no int conversion (no crash).
+    longer = ("9" * 5000).encode()
+    assert classify(encode(event()).replace(b'"r-1"', longer), READ_AT).reason == "too_long:row_key"
 
 
 @pytest.mark.parametrize("field", ["row_key", "user_id"])
@@ -140,8 +153,14 @@ def test_ids_reject_booleans_floats_blanks_and_non_scalars(field: str, bad: Any)
 
 
 def test_float_written_like_an_integer_is_still_a_float() -> None:
-    assert classify(encode(event()).replace(b'"r-1"', b"10.0")).reason == "missing_or_bad:row_key"
-    assert classify(encode(event()).replace(b'"r-1"', b"1E2")).reason == "missing_or_bad:row_key"
+    assert (
+        classify(encode(event()).replace(b'"r-1"', b"10.0"), READ_AT).reason
+        == "missing_or_bad:row_key"
+    )
+    assert (
+        classify(encode(event()).replace(b'"r-1"', b"1E2"), READ_AT).reason
+        == "missing_or_bad:row_key"
+    )
 
 
 # --- timestamp -----------------------------------------------------------------------------------
@@ -222,7 +241,7 @@ def test_bad_timestamps(bad: Any) -> None:
 
 def test_epoch_millis_with_huge_digit_counts_are_bad_not_a_crash() -> None:
     value = encode(event()).replace(f'"{TS}"'.encode(), b"9" * 6000)
-    assert classify(value).reason == "missing_or_bad:timestamp"
+    assert classify(value, READ_AT).reason == "missing_or_bad:timestamp"
 
 
 # --- url -----------------------------------------------------------------------------------------
@@ -254,7 +273,7 @@ def test_the_first_failing_field_in_contract_order_is_the_reason() -> None:
     assert reason_of(device=1, city=1) == "missing_or_bad:city"
     assert reason_of(city=1, url="") == "missing_or_bad:url"
     assert reason_of(url="", timestamp="x", user_id=None) == "missing_or_bad:user_id"
-    assert classify(b"{}").reason == "missing_or_bad:row_key"
+    assert classify(b"{}", READ_AT).reason == "missing_or_bad:row_key"
 
 
 def test_non_ascii_text_is_kept_exactly() -> None:
@@ -266,6 +285,127 @@ def test_non_ascii_text_is_kept_exactly() -> None:
     )
 
 
+# --- field lengths -------------------------------------------------------------------------------
+
+BOUNDS = {
+    "row_key": MAX_FIELD_BYTES,
+    "user_id": MAX_FIELD_BYTES,
+    "url": MAX_URL_BYTES,
+    **{f: MAX_FIELD_BYTES for f in ("country", "city", "browser", "os", "device")},
+}
+
+
+def text_of_bytes(size: int, char: str) -> str:
+    """A string of exactly ``size`` UTF-8 bytes: ``char`` repeated, then ASCII to fill."""
+    unit = len(char.encode())
+    return char * (size // unit) + "x" * (size % unit)
+
+
+@pytest.mark.parametrize("field", list(BOUNDS))
+@pytest.mark.parametrize("char", ["a", "é", "東", "😀"])
+def test_a_field_holds_at_most_its_bound_in_utf8_bytes(field: str, char: str) -> None:
+    at_bound = text_of_bytes(BOUNDS[field], char)
+    assert getattr(verdict_of(**{field: at_bound}), field) == at_bound
+    assert reason_of(**{field: at_bound + "x"}) == f"too_long:{field}"
+
+
+def test_a_length_is_that_of_the_decoded_value() -> None:
+    # "\u00e9" is 6 bytes of JSON but one 2-byte character: 128 of them fit in 256 bytes.
+    at_bound = json.dumps(event(city="é" * (MAX_FIELD_BYTES // 2))).encode()  # escaped
+    assert b"\\u00e9" in at_bound
+    assert classify(at_bound, READ_AT).valid
+    over = json.dumps(event(city="é" * (MAX_FIELD_BYTES // 2) + "x")).encode()
+    assert classify(over, READ_AT).reason == "too_long:city"
+
+
+def test_integer_ids_are_bounded_by_their_decimal_text() -> None:
+    assert verdict_of(user_id=int("7" * MAX_FIELD_BYTES)).user_id == "7" * MAX_FIELD_BYTES
+    assert reason_of(user_id=int("7" * (MAX_FIELD_BYTES + 1))) == "too_long:user_id"
+
+
+def test_a_blank_optional_field_is_null_whatever_its_length() -> None:
+    v = verdict_of(country=" " * (MAX_FIELD_BYTES + 1))
+    assert v.valid and v.country is None
+
+
+def test_each_field_is_checked_whole_before_the_next() -> None:
+    long = "x" * (MAX_URL_BYTES + 1)
+    assert reason_of(row_key=long, user_id=None) == "too_long:row_key"
+    assert reason_of(user_id=None, url=long) == "missing_or_bad:user_id"
+    assert reason_of(url=long, city=1) == "too_long:url"
+    assert reason_of(timestamp="x", url=long) == "missing_or_bad:timestamp"
+    assert reason_of(country=long, city=long) == "too_long:country"
+
+
+# --- event time, relative to the moment the message is read ---------------------------------------
+
+
+def at(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def test_the_default_accepts_a_year_back_and_a_day_ahead() -> None:
+    assert EventTimeLimits() == EventTimeLimits(timedelta(days=365), timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    ("limits", "oldest", "newest"),
+    [
+        (EventTimeLimits(), READ_AT - timedelta(days=365), READ_AT + timedelta(days=1)),
+        (EventTimeLimits(timedelta(days=2), timedelta(0)), READ_AT - timedelta(days=2), READ_AT),
+        (EventTimeLimits(timedelta(0), timedelta(hours=3)), READ_AT, READ_AT + timedelta(hours=3)),
+    ],
+)
+def test_event_times_are_accepted_within_the_limits_ends_included(
+    limits: EventTimeLimits, oldest: datetime, newest: datetime
+) -> None:
+    one_us = timedelta(microseconds=1)
+    for moment, valid in [
+        (oldest - one_us, False),
+        (oldest, True),
+        (READ_AT, True),
+        (newest, True),
+        (newest + one_us, False),
+    ]:
+        v = classify(encode(event(timestamp=at(moment))), READ_AT, limits)
+        assert (v.reason, v.timestamp) == (
+            (None, moment) if valid else ("out_of_range:timestamp", None)
+        )
+    # Epoch milliseconds are judged the same way.
+    ms = epoch_micros(newest) // 1000
+    assert classify(encode(event(timestamp=ms)), READ_AT, limits).valid
+    assert classify(encode(event(timestamp=ms + 1)), READ_AT, limits).reason == (
+        "out_of_range:timestamp"
+    )
+
+
+def test_outside_1970_to_2099_a_timestamp_stays_bad_whatever_the_limits() -> None:
+    wide = EventTimeLimits(timedelta(days=100_000), timedelta(days=100_000))
+    for bad in ("1969-12-31T23:59:59Z", "2100-01-01T00:00:00Z", -1):
+        value = encode(event(timestamp=bad))
+        assert classify(value, READ_AT, wide).reason == "missing_or_bad:timestamp"
+        assert classify(value, READ_AT).reason == "missing_or_bad:timestamp"
+    assert classify(encode(event(timestamp="2099-12-31T00:00:00Z")), READ_AT).reason == (
+        "out_of_range:timestamp"
+    )
+    assert wide.accepted_us(epoch_micros(READ_AT)) == (MIN_TIMESTAMP_US, MAX_TIMESTAMP_US)
+
+
+def test_out_of_range_comes_after_the_earlier_fields_and_before_the_later_ones() -> None:
+    future = at(READ_AT + timedelta(days=30))
+    assert classify(encode(event(timestamp=future, user_id="")), READ_AT).reason == (
+        "missing_or_bad:user_id"
+    )
+    assert classify(encode(event(timestamp=future, url="")), READ_AT).reason == (
+        "out_of_range:timestamp"
+    )
+
+
+def test_the_read_moment_must_be_aware() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        classify(encode(event()), datetime(2024, 5, 2))
+
+
 # --- NUL and surrogates --------------------------------------------------------------------------
 
 
@@ -273,69 +413,76 @@ def test_escaped_nul_is_legal_json_and_kept() -> None:
     # Decision: "\u0000" is a legal JSON string and valid UTF-8, stored as is (Cassandra and
     # Elasticsearch accept it); nothing in the contract forbids it.
     value = b'{"row_key":"a\\u0000b","user_id":"u","timestamp":"' + TS.encode() + b'","url":"/"}'
-    assert classify(value).row_key == "a\x00b"
+    assert classify(value, READ_AT).row_key == "a\x00b"
 
 
 def test_raw_control_characters_inside_strings_are_malformed_json() -> None:
     value = b'{"row_key":"a\x00b","user_id":"u","timestamp":"' + TS.encode() + b'","url":"/"}'
-    assert classify(value).reason == "malformed_json"
-    assert classify(b'{"row_key":"a\nb"}').reason == "malformed_json"
+    assert classify(value, READ_AT).reason == "malformed_json"
+    assert classify(b'{"row_key":"a\nb"}', READ_AT).reason == "malformed_json"
 
 
 def test_lone_surrogate_escapes_make_a_field_bad_but_pairs_are_fine() -> None:
     lone = encode(event()).replace(b"Paris", b"Par\\udc00is")
-    assert classify(lone).reason == "missing_or_bad:city"
-    assert classify(encode(event()).replace(b"r-1", b"\\ud800")).reason == "missing_or_bad:row_key"
+    assert classify(lone, READ_AT).reason == "missing_or_bad:city"
+    assert (
+        classify(encode(event()).replace(b"r-1", b"\\ud800"), READ_AT).reason
+        == "missing_or_bad:row_key"
+    )
     pair = encode(event()).replace(b"Paris", b"\\ud83d\\ude00")
-    assert classify(pair).city == "\U0001f600"
+    assert classify(pair, READ_AT).city == "\U0001f600"
     in_unknown_field = encode(event(note="x")).replace(b'"x"', b'"\\udfff"')
-    assert classify(in_unknown_field).valid
+    assert classify(in_unknown_field, READ_AT).valid
 
 
 # --- duplicate keys ------------------------------------------------------------------------------
 
 
 def test_duplicated_keys_are_ambiguous() -> None:
-    assert classify(b'{"url":"/a","url":"/b"}').reason == "duplicate_key"
+    assert classify(b'{"url":"/a","url":"/b"}', READ_AT).reason == "duplicate_key"
     same = encode(event())[:-1] + b',"url":"https://shop.example.com/"}'  # even if equal
-    assert classify(same).reason == "duplicate_key"
+    assert classify(same, READ_AT).reason == "duplicate_key"
 
 
 def test_duplicated_keys_are_found_at_any_depth_and_through_escapes() -> None:
-    assert classify(encode(event())[:-1] + b',"x":{"a":1,"a":2}}').reason == "duplicate_key"
-    assert classify(encode(event())[:-1] + b',"x":[{"a":1,"a":2}]}').reason == "duplicate_key"
+    assert (
+        classify(encode(event())[:-1] + b',"x":{"a":1,"a":2}}', READ_AT).reason == "duplicate_key"
+    )
+    assert (
+        classify(encode(event())[:-1] + b',"x":[{"a":1,"a":2}]}', READ_AT).reason == "duplicate_key"
+    )
     escaped = encode(event())[:-1] + b',"\\u0075rl":"/b"}'  # "\u0075rl" is "url"
-    assert classify(escaped).reason == "duplicate_key"
+    assert classify(escaped, READ_AT).reason == "duplicate_key"
 
 
 def test_earlier_reasons_win_over_a_duplicated_key() -> None:
-    assert classify(b'[{"a":1,"a":2}]').reason == "not_an_object"
-    assert classify(b'{"a":1,"a":2} trailing').reason == "malformed_json"
-    assert classify(b'{"a":1,"a":2,').reason == "malformed_json"
+    assert classify(b'[{"a":1,"a":2}]', READ_AT).reason == "not_an_object"
+    assert classify(b'{"a":1,"a":2} trailing', READ_AT).reason == "malformed_json"
+    assert classify(b'{"a":1,"a":2,', READ_AT).reason == "malformed_json"
 
 
 # --- empty, size, encoding -----------------------------------------------------------------------
 
 
 def test_tombstone_is_empty_with_no_raw_value() -> None:
-    assert classify(None) == Verdict("empty_value", *[None] * 10, "none")
+    assert classify(None, READ_AT) == Verdict("empty_value", *[None] * 10, "none")
 
 
 @pytest.mark.parametrize("blank", [b"", b" ", b"\n\t\r "])
 def test_empty_or_whitespace_only_value_is_empty(blank: bytes) -> None:
-    assert classify(blank) == Verdict("empty_value", *[None] * 9, blank.decode(), "utf8")
+    assert classify(blank, READ_AT) == Verdict("empty_value", *[None] * 9, blank.decode(), "utf8")
 
 
 def test_size_limit_is_inclusive() -> None:
-    body = encode(event())
+    body = encode(event())  # padded with an unknown field: no field bound applies
     pad = MAX_MESSAGE_BYTES - len(body) - len(',"p":""')
     at_limit = body[:-1] + b',"p":"' + b"x" * pad + b'"}'
     assert len(at_limit) == MAX_MESSAGE_BYTES
-    assert classify(at_limit).valid
+    assert classify(at_limit, READ_AT).valid
     over = at_limit[:-1] + b" }"
-    assert classify(over).reason == "too_large"
-    assert classify(over).raw_value == over.decode()  # kept whole for forensics
-    assert classify(b"\xff" * (MAX_MESSAGE_BYTES + 1)).raw_encoding == "base64"
+    assert classify(over, READ_AT).reason == "too_large"
+    assert classify(over, READ_AT).raw_value == over.decode()  # kept whole for forensics
+    assert classify(b"\xff" * (MAX_MESSAGE_BYTES + 1), READ_AT).raw_encoding == "base64"
 
 
 @pytest.mark.parametrize(
@@ -350,7 +497,7 @@ def test_size_limit_is_inclusive() -> None:
     ],
 )
 def test_invalid_utf8_is_quarantined_as_base64(bad: bytes) -> None:
-    v = classify(bad)
+    v = classify(bad, READ_AT)
     assert (v.reason, v.raw_encoding) == ("invalid_utf8", "base64")
     assert base64.b64decode(v.raw_value or "") == bad
 
@@ -378,13 +525,13 @@ def test_invalid_utf8_is_quarantined_as_base64(bad: bytes) -> None:
     ],
 )
 def test_malformed_json(bad: bytes) -> None:
-    v = classify(bad)
+    v = classify(bad, READ_AT)
     assert (v.reason, v.raw_value, v.raw_encoding) == ("malformed_json", bad.decode(), "utf8")
 
 
 @pytest.mark.parametrize("value", [b"[]", b"[{}]", b'"text"', b"42", b"true", b"null", b"1.5"])
 def test_json_that_is_not_an_object(value: bytes) -> None:
-    assert classify(value).reason == "not_an_object"
+    assert classify(value, READ_AT).reason == "not_an_object"
 
 
 def test_deep_nesting_is_refused_deterministically() -> None:
@@ -392,11 +539,11 @@ def test_deep_nesting_is_refused_deterministically() -> None:
         inner = "[" * (depth - 1) + "]" * (depth - 1)
         return encode(event())[:-1] + f',"x":{inner}}}'.encode()
 
-    assert classify(nested(MAX_JSON_DEPTH)).valid
-    assert classify(nested(MAX_JSON_DEPTH + 1)).reason == "malformed_json"
+    assert classify(nested(MAX_JSON_DEPTH), READ_AT).valid
+    assert classify(nested(MAX_JSON_DEPTH + 1), READ_AT).reason == "malformed_json"
     # Far beyond the interpreter's recursion limit: no RecursionError, same verdict.
-    assert classify(b"[" * 30_000 + b"]" * 30_000).reason == "malformed_json"
-    assert classify(b'{"a":' * 10_000 + b"1" + b"}" * 10_000).reason == "malformed_json"
+    assert classify(b"[" * 30_000 + b"]" * 30_000, READ_AT).reason == "malformed_json"
+    assert classify(b'{"a":' * 10_000 + b"1" + b"}" * 10_000, READ_AT).reason == "malformed_json"
 
 
 def test_brackets_inside_strings_are_not_nesting() -> None:
@@ -431,7 +578,7 @@ def _check_invariants(value: bytes | None, v: Verdict) -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(st.none(), st.binary(max_size=300)))
 def test_any_bytes_get_a_verdict_and_never_raise(value: bytes | None) -> None:
-    _check_invariants(value, classify(value))
+    _check_invariants(value, classify(value, READ_AT))
 
 
 json_values = st.recursive(
@@ -445,7 +592,7 @@ json_values = st.recursive(
 @given(st.dictionaries(st.sampled_from([*EVENT_FIELDS, "x"]), json_values))
 def test_any_json_object_gets_a_verdict_and_never_raises(obj: dict[str, Any]) -> None:
     value = json.dumps(obj).encode()
-    _check_invariants(value, classify(value))
+    _check_invariants(value, classify(value, READ_AT))
 
 
 # --- Arrow batch ---------------------------------------------------------------------------------
@@ -453,6 +600,9 @@ def test_any_json_object_gets_a_verdict_and_never_raises(obj: dict[str, Any]) ->
 
 def test_classify_batch_is_classify_row_by_row() -> None:
     values = [encode(event()), None, b"\xff", b"[]", encode(event(row_key=7))]
-    batch = classify_batch(pa.array(values, pa.binary()))
-    assert [tuple(r.values()) for r in batch.to_pylist()] == [tuple(classify(v)) for v in values]
-    assert classify_batch(pa.array([], pa.binary())).num_rows == 0
+    values.append(encode(event(timestamp="2024-05-03T00:00:01Z")))  # over a day ahead of READ_AT
+    batch = classify_batch(pa.array(values, pa.binary()), epoch_micros(READ_AT))
+    expected = [tuple(classify(v, READ_AT)) for v in values]
+    assert [tuple(r.values()) for r in batch.to_pylist()] == expected
+    assert expected[-1][0] == "out_of_range:timestamp"
+    assert classify_batch(pa.array([], pa.binary()), 0).num_rows == 0

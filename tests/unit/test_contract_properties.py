@@ -5,17 +5,20 @@
 surrogate makes a field bad, ``-0`` is ``0``), not from ``contract.py``'s code, and decides with
 other techniques: ``json.loads`` with hooks that *keep* duplicated keys (checked afterwards, over
 the whole tree), an iterative depth walk of the decoded document instead of a token scan, one
-regex with named groups for the ISO profile and ``datetime`` arithmetic for the offset and the
-1970..2099 range, ``str.encode`` to find lone surrogates.
+regex with named groups for the ISO profile and ``datetime`` arithmetic for the offset, the
+1970..2099 range and the range around the read moment, ``str.encode`` to find lone surrogates
+and to measure a field's bytes.
 
 Messages are built by Hypothesis: valid events in every accepted form (string or integer ids, ISO
 with ``Z``/``±hh:mm`` at any precision, epoch milliseconds, optional fields missing / null / blank,
 extra fields, any key order, escaped or raw non-ASCII), then mutated: wrong types, missing and
-extra fields, huge strings (up to a 1 MiB url), deep nesting, invalid UTF-8, raw and escaped NUL,
-overflowing epoch milliseconds, timestamps without a zone or with a broken one, duplicated keys
-(also escaped, nested, or with an earlier error), empty and whitespace values, tombstones and
-random bytes. Runs are deterministic (``derandomize``, no example database);
-``CLICKSTREAM_HYPOTHESIS_EXPLORE=1`` runs 20x the examples with fresh randomness.
+extra fields, strings around their field's bound, huge strings (up to a 1 MiB url), deep nesting,
+invalid UTF-8, raw and escaped NUL, overflowing epoch milliseconds, timestamps without a zone or
+with a broken one, duplicated keys (also escaped, nested, or with an earlier error), empty and
+whitespace values, tombstones and random bytes; each read at a drawn moment with drawn limits
+(event times near the ends of the accepted range have a test of their own). Runs are
+deterministic (``derandomize``, no example database); ``CLICKSTREAM_HYPOTHESIS_EXPLORE=1`` runs
+20x the examples with fresh randomness.
 """
 
 from __future__ import annotations
@@ -38,16 +41,20 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from clickstream_spark.ingest.contract import (
+    MAX_FIELD_BYTES,
     MAX_JSON_DEPTH,
     MAX_MESSAGE_BYTES,
     MAX_TIMESTAMP_US,
+    MAX_URL_BYTES,
     MIN_TIMESTAMP_US,
     REASONS,
+    EventTimeLimits,
     Verdict,
     _exact_row,
     _fast_row,
     classify,
 )
+from clickstream_spark.ingest.event_time import epoch_micros
 from clickstream_spark.ingest.parse import parse_kafka, quarantine_rows, valid_events
 from clickstream_spark.schema import EVENT_FIELDS, KAFKA_SOURCE_SCHEMA
 from clickstream_spark.tools.generate import generate_messages
@@ -62,6 +69,36 @@ FIRST = datetime(1970, 1, 1, tzinfo=UTC)  # "accepted from 1970 ..."
 END = datetime(2100, 1, 1, tzinfo=UTC)  # "... to the end of 2099": END itself is out
 LAST_US = (END - FIRST) // timedelta(microseconds=1) - 1
 LAST_MS = LAST_US // 1000
+LIMIT_URL = 8 * 1024  # "url: at most 8 KiB (UTF-8)"
+LIMIT_TEXT = 256  # "other strings: at most 256 bytes (UTF-8)"
+BOUND = {f: LIMIT_URL if f == "url" else LIMIT_TEXT for f in FIELDS if f != "timestamp"}
+
+
+class Moment(NamedTuple):
+    """When the message is read, and how far from then an event time may lie."""
+
+    read_at: datetime
+    limits: EventTimeLimits
+
+    def accepts(self, instant: datetime) -> bool:
+        """read_at - max_age <= instant <= read_at + max_lead (a bound past year 1 or 9999
+        bounds nothing)."""
+        try:
+            if instant < self.read_at - self.limits.max_age:
+                return False
+        except OverflowError:
+            pass
+        try:
+            return instant <= self.read_at + self.limits.max_lead
+        except OverflowError:
+            return True
+
+
+# Read in 2024, any event time of 1970..2099 accepted: for the rules that are not about time.
+ANY_TIME = Moment(
+    datetime(2024, 5, 2, tzinfo=UTC),
+    EventTimeLimits(timedelta(days=60_000), timedelta(days=60_000)),
+)
 
 _ONLY_JSON_WS = re.compile(rb"[ \t\n\r]*")  # RFC 8259 insignificant whitespace
 _BLANK = re.compile(r"[ \t\n\r\f\v]*")  # ASCII whitespace: what "empty" means for a string
@@ -186,8 +223,26 @@ def _instant(value: Any) -> datetime | None:
     return instant if FIRST <= instant < END else None
 
 
-def reference(value: bytes | None) -> Ref:
-    """The verdict the contract gives ``value`` (a Kafka message value, None for a tombstone)."""
+def _typed(name: str, value: Any) -> tuple[bool, Any]:
+    """(the field has the right form, its typed value: None for a missing optional field)."""
+    if name in ("row_key", "user_id"):
+        typed = _identifier(value)
+    elif name == "timestamp":
+        typed = _instant(value)
+    elif name == "url":
+        typed = _required_text(value)
+    elif value is None:  # an optional field: missing or null
+        return True, None
+    elif type(value) is str and _storable(value):
+        return True, None if _BLANK.fullmatch(value) else value
+    else:
+        return False, None
+    return typed is not None, typed
+
+
+def reference(value: bytes | None, moment: Moment) -> Ref:
+    """The verdict the contract gives ``value`` (a Kafka message value, None for a tombstone)
+    read at ``moment``."""
     if value is None or _ONLY_JSON_WS.fullmatch(value):
         return Ref("empty_value")
     if len(value) > LIMIT_BYTES:
@@ -214,30 +269,26 @@ def reference(value: bytes | None) -> Ref:
     if duplicated:
         return Ref("duplicate_key")
     event = dict(doc)
-    typed: dict[str, Any] = {
-        "row_key": _identifier(event.get("row_key")),
-        "user_id": _identifier(event.get("user_id")),
-        "timestamp": _instant(event.get("timestamp")),
-        "url": _required_text(event.get("url")),
-    }
-    for name in FIELDS[:4]:
-        if typed[name] is None:
+    typed: dict[str, Any] = {}
+    for name in FIELDS:  # each field whole (form, then length or range), in contract order
+        good, typed[name] = _typed(name, event.get(name))
+        if not good:
             return Ref(f"missing_or_bad:{name}")
-    for name in OPTIONAL:
-        field = event.get(name)
-        if field is None:  # missing or null
-            typed[name] = None
-        elif type(field) is str and _storable(field):
-            typed[name] = None if _BLANK.fullmatch(field) else field
-        else:
-            return Ref(f"missing_or_bad:{name}")
+        if name == "timestamp":
+            if not moment.accepts(typed[name]):
+                return Ref("out_of_range:timestamp")
+        elif typed[name] is not None and len(typed[name].encode("utf-8")) > BOUND[name]:
+            return Ref(f"too_long:{name}")
     return Ref(None, **typed)
 
 
 def test_the_contract_constants_are_the_parsers() -> None:
     assert (MAX_MESSAGE_BYTES, MAX_JSON_DEPTH) == (LIMIT_BYTES, LIMIT_DEPTH)
     assert (MIN_TIMESTAMP_US, MAX_TIMESTAMP_US) == (0, LAST_US)
-    assert list(REASONS[6:]) == [f"missing_or_bad:{f}" for f in FIELDS]
+    assert (MAX_URL_BYTES, MAX_FIELD_BYTES) == (LIMIT_URL, LIMIT_TEXT)
+    assert list(REASONS[6:15]) == [f"missing_or_bad:{f}" for f in FIELDS]
+    assert list(REASONS[15:]) == ["out_of_range:timestamp"] + [f"too_long:{f}" for f in BOUND]
+    assert EventTimeLimits() == (timedelta(days=365), timedelta(days=1))  # README's defaults
 
 
 # --- strategies: valid events --------------------------------------------------------------------
@@ -287,7 +338,7 @@ _ID_KINDS = ("text", "text", "int", "big", "minus_zero", "uuid")
 _id_kinds = st.sampled_from(_ID_KINDS)
 _integers = st.integers()
 _uuids = st.uuids().map(str)
-_big_ints = st.tuples(st.integers(1, 9), st.sampled_from([20, 400, 4400])).map(
+_big_ints = st.tuples(st.integers(1, 9), st.sampled_from([20, LIMIT_TEXT - 1])).map(
     lambda t: str(t[0]) + "7" * t[1]
 )
 _OPTIONAL_FORMS = ("text", "text", "missing", "null", "blank")
@@ -296,6 +347,25 @@ _WS = ("", "", " ", "\n", "\t", "\r\n  ")
 _ws = st.sampled_from(_WS)
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+# Read moments: mostly "any time accepted" (the other rules see valid events), else a drawn moment
+# with the default limits, a narrow window, or years on both sides.
+_LIMITS = (
+    EventTimeLimits(),
+    EventTimeLimits(timedelta(days=2), timedelta(0)),
+    EventTimeLimits(timedelta(0), timedelta(minutes=5)),
+    EventTimeLimits(timedelta(days=20 * 365), timedelta(days=10 * 365)),
+)
+_limits = st.sampled_from(_LIMITS)
+_read_moments = st.integers(0, LAST_US).map(lambda us: FIRST + timedelta(microseconds=us))
+_moments = st.one_of(
+    st.just(ANY_TIME), st.just(ANY_TIME), st.builds(Moment, _read_moments, _limits)
+)
+
+
+def _accepted(moment: Moment) -> tuple[int, int]:
+    """The contract's accepted range of ``moment``, as the private paths take it."""
+    return moment.limits.accepted_us(epoch_micros(moment.read_at))
 
 
 class Member(NamedTuple):
@@ -523,7 +593,7 @@ def _set(members: list[Member], name: str, value: str) -> list[Member]:
 
 _FIELD_OPS = (
     "wrong_type", "drop", "extra", "huge", "deep", "duplicate", "nested_duplicate", "timestamp",
-    "timestamp", "surrogate", "nul", "rename",
+    "timestamp", "surrogate", "nul", "rename", "long",
 )  # fmt: skip
 _field_ops = st.sampled_from(_FIELD_OPS)
 _extra_names = st.text(max_size=8).filter(lambda n: n not in FIELDS)
@@ -539,6 +609,25 @@ _deep_values = st.tuples(
     st.sampled_from(_DEPTHS), st.sampled_from(["arrays", "objects", "mixed"])
 ).map(lambda t: _deep(*t))
 _holders = st.sampled_from(["ctx", "url", "city"])
+
+
+def _long_value(name: str, over: int, char: str) -> tuple[str, str]:
+    """(field, JSON text of a value ``over`` bytes past the field's bound, decoded) made of
+    ``char`` (a JSON escape counts as the character it stands for) and ASCII to fill."""
+    if char == "digits":
+        return name, "7" * (BOUND[name] + over)  # an integer id: its decimal text
+    decoded = json.loads(f'"{char}"')
+    unit = len(decoded.encode())
+    size = BOUND[name] + over
+    return name, '"' + char * (size // unit) + "y" * (size % unit) + '"'
+
+
+_long_values = st.builds(
+    _long_value,
+    st.sampled_from(list(BOUND)),
+    st.sampled_from([1, 0, -1, 1]),
+    st.sampled_from(["a", "é", "東", "😀", "\\u00e9", "\\ud83d\\ude00", "digits"]),
+).filter(lambda t: t[1].startswith('"') or t[0] in ("row_key", "user_id"))
 _NESTED_DUPLICATES = ('{"a":1,"a":2}', '[{"b":[],"b":[]}]', '{"c":{"d":0,"d":0}}')
 _SURROGATES = ('"\\ud800"', '"ab\\udc00"', '"\\ud83d\\ude00"', '"\\udbff\\udfff"')
 _any_field = st.sampled_from([*FIELDS, "note"])
@@ -560,6 +649,8 @@ def mutate_fields(draw: Draw, members: list[Member], op: str | None = None) -> l
         if any(m.name == name for m in members):
             return members
         return [*members, Member(name, json.dumps(name), draw(_odd_values))]
+    if op == "long":  # a string field one byte under, at or over its bound
+        return _set(members, *draw(_long_values))
     if op == "huge":
         size, name, char = draw(_huge)
         unit = 6 if char.startswith("\\") else len(char.encode())
@@ -694,8 +785,9 @@ class Message(NamedTuple):
 _PLANS = ("field", "valid", "fields", "bytes", "whole", "field", "valid", "fields+bytes", "field")
 _plans = st.sampled_from(_PLANS)
 _single_ops = st.sampled_from(
-    ["timestamp", "wrong_type", "deep", "drop", "surrogate", "wrong_type", "duplicate", "huge"]
-)
+    ["timestamp", "wrong_type", "deep", "drop", "surrogate", "wrong_type", "duplicate", "huge",
+     "long"]
+)  # fmt: skip
 _op_counts = st.integers(1, 3)
 
 
@@ -738,26 +830,30 @@ def _check_quarantine_copy(value: bytes | None, v: Verdict) -> None:
 @given(events())
 def test_valid_events_are_typed_as_built(event: Event) -> None:
     value = render(event.members, event.ws)
-    assert reference(value) == event.expected  # the reference checked against construction
-    assert as_ref(classify(value)) == event.expected
+    assert (
+        reference(value, ANY_TIME) == event.expected
+    )  # the reference checked against construction
+    assert as_ref(classify(value, *ANY_TIME)) == event.expected
 
 
 @_settings(800)
-@given(messages())
-def test_classify_agrees_with_the_reference(message: Message) -> None:
-    verdict = classify(message.value)  # never raises
-    assert as_ref(verdict) == reference(message.value)
+@given(messages(), _moments)
+def test_classify_agrees_with_the_reference(message: Message, moment: Moment) -> None:
+    verdict = classify(message.value, *moment)  # never raises
+    assert as_ref(verdict) == reference(message.value, moment)
     _check_quarantine_copy(message.value, verdict)
 
 
 @_settings(800)
-@given(messages())
-def test_the_fast_path_answers_only_what_the_exact_path_would(message: Message) -> None:
+@given(messages(), _moments)
+def test_the_fast_path_answers_only_what_the_exact_path_would(
+    message: Message, moment: Moment
+) -> None:
     if message.value is None:
         return
-    fast = _fast_row(message.value)
+    fast = _fast_row(message.value, *_accepted(moment))
     if fast is not None:
-        assert fast == _exact_row(message.value)
+        assert fast == _exact_row(message.value, *_accepted(moment))
 
 
 def test_generated_clickstream_takes_the_fast_path() -> None:
@@ -765,23 +861,55 @@ def test_generated_clickstream_takes_the_fast_path() -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     sent = generate_messages(2000, start=start, end=start + timedelta(days=1), seed=3)
     values = [m.value for m in sent]
-    assert all(v is not None and _fast_row(v) is not None for v in values)
-    assert [_fast_row(v) for v in values] == [_exact_row(v) for v in values]
+    accepted = _accepted(Moment(start + timedelta(days=1), EventTimeLimits()))
+    assert all(v is not None and _fast_row(v, *accepted) is not None for v in values)
+    assert [_fast_row(v, *accepted) for v in values] == [_exact_row(v, *accepted) for v in values]
 
 
 @_settings(300)
-@given(events(), odd_timestamps())
-def test_timestamps_agree_with_the_reference(event: Event, timestamp: str) -> None:
+@given(events(), odd_timestamps(), _moments)
+def test_timestamps_agree_with_the_reference(event: Event, timestamp: str, moment: Moment) -> None:
     # The richest rule of the contract, on its own: every other field of the event is valid.
     value = render(_set(event.members, "timestamp", timestamp), event.ws)
-    assert as_ref(classify(value)) == reference(value)
+    assert as_ref(classify(value, *moment)) == reference(value, moment)
+
+
+_limit_edges = st.tuples(
+    st.sampled_from(["oldest", "newest"]),
+    st.integers(-2000, 2000),  # microseconds from the end of the accepted range
+    st.one_of(st.none(), st.integers(-(23 * 60 + 59), 23 * 60 + 59)),  # offset minutes, None: Z
+    st.booleans(),  # ISO text, or epoch milliseconds
+)
+
+
+@_settings(400)
+@given(events(), _read_moments, _limits, _limit_edges)
+def test_event_times_at_the_ends_of_the_accepted_range_agree_with_the_reference(
+    event: Event, read_at: datetime, limits: EventTimeLimits, edge: tuple
+) -> None:
+    end, micros, offset, as_iso = edge
+    moment = Moment(read_at, limits)
+    try:
+        base = read_at - limits.max_age if end == "oldest" else read_at + limits.max_lead
+        instant = base + timedelta(microseconds=micros)
+    except OverflowError:
+        return  # no such instant: that end of the range bounds nothing
+    if as_iso:
+        local = instant + timedelta(minutes=offset or 0)
+        zone = "Z" if offset is None else f"{'-' if offset < 0 else '+'}{abs(offset) // 60:02d}:"
+        zone += "" if offset is None else f"{abs(offset) % 60:02d}"
+        text = json.dumps(f"{local:%Y-%m-%dT%H:%M:%S.%f}{zone}")
+    else:
+        text = str((instant - FIRST) // timedelta(milliseconds=1))
+    value = render(_set(event.members, "timestamp", text), event.ws)
+    assert as_ref(classify(value, *moment)) == reference(value, moment)
 
 
 @_settings(300)
 @given(st.one_of(st.none(), st.binary(max_size=200), st.text(_CHARS, max_size=60).map(str.encode)))
 def test_random_bytes_agree_with_the_reference(value: bytes | None) -> None:
-    verdict = classify(value)
-    assert as_ref(verdict) == reference(value)
+    verdict = classify(value, *ANY_TIME)
+    assert as_ref(verdict) == reference(value, ANY_TIME)
     _check_quarantine_copy(value, verdict)
 
 
@@ -797,16 +925,18 @@ def test_offset_minutes_past_59_are_not_an_offset() -> None:
     # datetime.fromisoformat takes "+05:60" as +06:00 and "+00:99" as +01:39; ±hh:mm has
     # minutes 00-59 (ISO-8601), so the timestamp is bad, not silently shifted.
     for bad in ("2024-05-01T10:20:30+05:60", "2024-05-01T10:20:30+00:99", "2024-05-01T10:20-01:75"):
-        assert classify(_event_text(timestamp=bad)).reason == "missing_or_bad:timestamp"
-    assert classify(_event_text(timestamp="2024-05-01T10:20:30+05:59")).valid
+        assert classify(_event_text(timestamp=bad), *ANY_TIME).reason == "missing_or_bad:timestamp"
+    assert classify(_event_text(timestamp="2024-05-01T10:20:30+05:59"), *ANY_TIME).valid
 
 
 def test_only_whitespace_is_empty_whatever_its_size() -> None:
     # empty_value is checked before too_large, and a value of only JSON whitespace is empty.
     for blank in (b" " * (LIMIT_BYTES + 1), b"\r\n" * 600_000):
-        v = classify(blank)
+        v = classify(blank, *ANY_TIME)
         assert (v.reason, v.raw_value, v.raw_encoding) == ("empty_value", blank.decode(), "utf8")
-    assert classify(b"\f" * (LIMIT_BYTES + 1)).reason == "too_large"  # \f is not JSON whitespace
+    assert (
+        classify(b"\f" * (LIMIT_BYTES + 1), *ANY_TIME).reason == "too_large"
+    )  # \f is not JSON whitespace
 
 
 # --- the same inside Spark -----------------------------------------------------------------------
@@ -829,7 +959,9 @@ def hostile_batch(size: int) -> list[bytes | None]:
     )
     @given(messages())
     def collect(message: Message) -> None:
-        assert as_ref(classify(message.value)) == reference(message.value), message
+        assert as_ref(classify(message.value, *ANY_TIME)) == reference(message.value, ANY_TIME), (
+            message
+        )
         batch.append(message.value)
 
     collect()
@@ -837,6 +969,11 @@ def hostile_batch(size: int) -> list[bytes | None]:
 
 
 KAFKA_TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+# Both valid and out-of-range event times among the drawn messages.
+SPARK_MOMENT = Moment(
+    datetime(2024, 5, 2, tzinfo=UTC),
+    EventTimeLimits(timedelta(days=50 * 365), timedelta(days=30 * 365)),
+)
 
 
 # pyspark 3.5's own pandas conversions call pandas 2.2's deprecated dtype checks.
@@ -852,8 +989,10 @@ def test_parse_kafka_agrees_with_classify_on_a_hostile_batch(spark: SparkSession
         b"[]",
         b'{"a": 1, "a": 2}',
         *(_event_text(**{name: 5}) for name in EVENT_FIELDS),
+        *(_event_text(**{name: "\u00e9" * (BOUND[name] // 2 + 1)}) for name in BOUND),
+        _event_text(timestamp="2099-01-01T00:00:00Z"),
     ]
-    verdicts = [classify(v) for v in values]
+    verdicts = [classify(v, *SPARK_MOMENT) for v in values]
     covered = Counter(v.reason for v in verdicts)
     assert set(covered) == {None, *REASONS}, f"reasons not drawn: {set(REASONS) - set(covered)}"
 
@@ -869,7 +1008,7 @@ def test_parse_kafka_agrees_with_classify_on_a_hostile_batch(spark: SparkSession
     kafka = spark.createDataFrame(pd.DataFrame(columns), schema).withColumn(
         "timestamp", F.lit(KAFKA_TS)
     )
-    parsed = parse_kafka(kafka).cache()
+    parsed = parse_kafka(kafka, SPARK_MOMENT.limits, read_at=F.lit(SPARK_MOMENT.read_at)).cache()
     try:
         got = (
             parsed.withColumn("timestamp_us", F.unix_micros("timestamp"))

@@ -152,7 +152,7 @@ def test_bad_fraction_contains_every_kind(mixed: list[Message]) -> None:
 def test_every_message_is_classified_as_intended(mixed: list[Message]) -> None:
     # The generator's label and the parser's verdict are computed independently.
     for m in mixed:
-        v = classify(m.value)
+        v = classify(m.value, END)  # read as the generated day ends
         assert v.reason == m.expected_reason, (m.kind, m.value)
         if m.event is not None:
             assert tuple(v[1:10]) == tuple(m.event)
@@ -212,7 +212,7 @@ def test_cli_writes_a_file_from_which_the_expected_result_follows(
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 400
     for record in records:  # what a test of the pipeline would do with the file
-        v = classify(decode_value(record))
+        v = classify(decode_value(record), END)
         assert v.reason == record["expected_reason"]
         if record["event"] is not None:
             assert v.row_key == record["event"]["row_key"]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from clickstream_spark.ingest.batch import BatchSummary, _count, _Counts
 from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES
@@ -19,12 +20,19 @@ VALID = json.dumps(
 ).encode()
 
 
+def _event_at(moment: dt.datetime) -> bytes:
+    return VALID.replace(b"2026-01-01T00:00:00Z", moment.isoformat().encode())
+
+
 def test_observed_counts_reach_the_streaming_progress(spark: SparkSession, tmp_path: Path) -> None:
-    # A file source stands in for Kafka: same columns, same parser, same foreachBatch shape.
+    # A file source stands in for Kafka: same columns, same parser, same foreachBatch shape. The
+    # micro-batch is read now: an event of an hour ago is valid, one two days ahead is not.
+    now = dt.datetime.now(dt.UTC)
     rows = [
-        (b"k", VALID, "t", 0, 0, dt.datetime(2026, 1, 1)),
+        (b"k", _event_at(now - dt.timedelta(hours=1)), "t", 0, 0, dt.datetime(2026, 1, 1)),
         (b"k", b"not json", "t", 0, 1, dt.datetime(2026, 1, 1)),
         (b"k", None, "t", 1, 0, dt.datetime(2026, 1, 1)),
+        (b"k", _event_at(now + dt.timedelta(days=2)), "t", 1, 1, dt.datetime(2026, 1, 1)),
     ]
     spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA).write.parquet(str(tmp_path / "in"))
     source = spark.readStream.schema(KAFKA_SOURCE_SCHEMA).parquet(str(tmp_path / "in"))
@@ -42,11 +50,11 @@ def test_observed_counts_reach_the_streaming_progress(spark: SparkSession, tmp_p
     )
     query.awaitTermination(120)
     progress = next(p for p in query.recentProgress if p["numInputRows"] > 0)
-    assert seen == [3]
+    assert seen == [4]
     assert progress["observedMetrics"][OBSERVATION_NAME] == {
-        "rows": 3,
+        "rows": 4,
         "valid": 1,
-        "quarantined": 2,
+        "quarantined": 3,
     }
 
 
@@ -61,7 +69,9 @@ def test_the_counts_of_a_batch_come_from_one_scan(spark: SparkSession) -> None:
         (b"k", None, "t", 0, 7, dt.datetime(2026, 1, 1)),
         (b"k", VALID.replace(b"00:00:00Z", b"01:45:00Z"), "t", 1, 40, dt.datetime(2026, 1, 1)),
     ]
-    parsed = parse_kafka(spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA), oversized_raw=False)
+    read_at = F.lit(dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+    kafka = spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA)
+    parsed = parse_kafka(kafka, read_at=read_at, oversized_raw=False)
     hour = dt.datetime(2026, 1, 1)
     assert _count(parsed) == _Counts(
         offsets={0: (5, 7), 1: (40, 40)},

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES, MIN_TIMESTAMP_US, Verdict, classify
+from clickstream_spark.ingest.contract import (
+    MAX_MESSAGE_BYTES,
+    MAX_URL_BYTES,
+    MIN_TIMESTAMP_US,
+    EventTimeLimits,
+    Verdict,
+    classify,
+)
+from clickstream_spark.ingest.event_time import epoch_micros
 from clickstream_spark.ingest.parse import (
     oversized_quarantine,
     parse_kafka,
@@ -25,7 +34,7 @@ from clickstream_spark.schema import (
     QUARANTINE_SCHEMA,
 )
 from clickstream_spark.tools.generate import generate_messages
-from tests.unit.test_contract import DROP, encode, event
+from tests.unit.test_contract import ANY_TIME, DROP, READ_AT, encode, event
 
 KAFKA_TS = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 INGESTED = datetime(2024, 5, 2, 8, 0, tzinfo=UTC)
@@ -50,7 +59,7 @@ MESSAGES: list[bytes | None] = [
 
 def test_parse_kafka_splits_into_exact_valid_and_quarantine_rows(spark: SparkSession) -> None:
     kafka = spark.createDataFrame(kafka_rows(MESSAGES), KAFKA_SOURCE_SCHEMA)
-    parsed = parse_kafka(kafka)
+    parsed = parse_kafka(kafka, read_at=F.lit(READ_AT))
     assert [(f.name, f.dataType) for f in parsed.schema] == [
         (f.name, f.dataType) for f in PARSED_SCHEMA
     ]
@@ -134,14 +143,14 @@ def test_parse_kafka_agrees_with_classify_row_for_row(spark: SparkSession) -> No
     kafka = spark.createDataFrame(kafka_rows(values), KAFKA_SOURCE_SCHEMA).repartition(3)
     got = {
         row["offset"]: row
-        for row in parse_kafka(kafka)
+        for row in parse_kafka(kafka, ANY_TIME, read_at=F.lit(READ_AT))
         .withColumn("timestamp_us", F.unix_micros("timestamp"))
         .drop("timestamp")
         .collect()
     }
     assert len(got) == len(values)
     for i, value in enumerate(values):
-        v = classify(value)
+        v = classify(value, READ_AT, ANY_TIME)
         row = got[100 + i]
         assert row["reason"] == v.reason
         assert tuple(row[f] for f in ("raw_value", "raw_encoding")) == (v.raw_value, v.raw_encoding)
@@ -170,11 +179,12 @@ def test_messages_over_the_limit_are_quarantined_natively_as_classify_does(
     ]
     kafka = spark.createDataFrame(kafka_rows(values), KAFKA_SOURCE_SCHEMA).repartition(2)
     at = F.lit(datetime(2024, 5, 2, 3, 4, 5))
-    lean = {row["offset"]: row for row in parse_kafka(kafka, oversized_raw=False).collect()}
+    lean_rows = parse_kafka(kafka, read_at=F.lit(READ_AT), oversized_raw=False).collect()
+    lean = {row["offset"]: row for row in lean_rows}
     raw = {row["offset"]: row for row in oversized_quarantine(kafka, at).collect()}
     assert len(lean) == len(raw) == len(values)
     for i, value in enumerate(values):
-        v = classify(value)
+        v = classify(value, READ_AT)
         assert (lean[100 + i]["reason"], lean[100 + i]["raw_encoding"]) == (v.reason, None), i
         assert lean[100 + i]["row_key"] is None and lean[100 + i]["timestamp"] is None
         assert (raw[100 + i]["reason"], raw[100 + i]["raw_encoding"]) == (v.reason, v.raw_encoding)
@@ -190,21 +200,21 @@ def test_oversized_messages_can_be_quarantined_from_the_source_instead(
     values = [b" " * over, b"\xff" * over, encode(event()), b"{", None, b"x" * over]
     kafka = spark.createDataFrame(kafka_rows(values), KAFKA_SOURCE_SCHEMA)
     at = F.lit(datetime(2024, 5, 2, 3, 4, 5))
-    lean = parse_kafka(kafka, oversized_raw=False)
+    lean = parse_kafka(kafka, read_at=F.lit(READ_AT), oversized_raw=False)
     left_out = lean.filter(raw_left_out())
     assert sorted(r["offset"] for r in left_out.collect()) == [100, 101, 105]
     assert sorted(r["offset"] for r in quarantine_rows(lean, at).collect()) == [103, 104]
     assert sorted(r["offset"] for r in oversized_quarantine(kafka, at).collect()) == [100, 101, 105]
     assertDataFrameEqual(
         quarantine_rows(lean, at).unionByName(oversized_quarantine(kafka, at)),
-        quarantine_rows(parse_kafka(kafka), at),
+        quarantine_rows(parse_kafka(kafka, read_at=F.lit(READ_AT)), at),
     )
     assert lean.count() == len(values)
 
 
 def test_valid_plus_quarantined_is_everything(spark: SparkSession) -> None:
     kafka = spark.createDataFrame(kafka_rows(MESSAGES * 7), KAFKA_SOURCE_SCHEMA).repartition(4)
-    parsed = parse_kafka(kafka)
+    parsed = parse_kafka(kafka, read_at=F.lit(READ_AT))
     valid, bad = (
         valid_events(parsed).count(),
         quarantine_rows(parsed, F.current_timestamp()).count(),
@@ -213,7 +223,7 @@ def test_valid_plus_quarantined_is_everything(spark: SparkSession) -> None:
 
 
 def test_empty_input_gives_empty_outputs(spark: SparkSession) -> None:
-    parsed = parse_kafka(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA))
+    parsed = parse_kafka(spark.createDataFrame([], KAFKA_SOURCE_SCHEMA), read_at=F.lit(READ_AT))
     assert valid_events(parsed).count() == 0
     assert quarantine_rows(parsed, F.current_timestamp()).count() == 0
 
@@ -227,4 +237,26 @@ def test_extra_kafka_columns_are_ignored(spark: SparkSession) -> None:
           "https://shop.example.com/", "FR", "Paris", "Firefox", "Linux", "desktop")],
         EVENT_SCHEMA,
     )  # fmt: skip
-    assertDataFrameEqual(valid_events(parse_kafka(kafka)), expected)
+    assertDataFrameEqual(valid_events(parse_kafka(kafka, read_at=F.lit(READ_AT))), expected)
+
+
+def test_event_times_are_judged_against_the_read_moment(spark: SparkSession) -> None:
+    # Two days ahead of READ_AT: out of range then; read three days later, a valid past event.
+    ahead = encode(event(row_key="ahead", timestamp="2024-05-04T00:00:00Z"))
+    long_url = encode(event(row_key="long", url="/" + "a" * MAX_URL_BYTES))
+    kafka = spark.createDataFrame(kafka_rows([ahead, long_url]), KAFKA_SOURCE_SCHEMA)
+    now = [(r["offset"], r["reason"]) for r in parse_kafka(kafka, read_at=F.lit(READ_AT)).collect()]
+    assert sorted(now) == [(100, "out_of_range:timestamp"), (101, "too_long:url")]
+    later = F.lit(READ_AT + timedelta(days=3))
+    assert [r["row_key"] for r in valid_events(parse_kafka(kafka, read_at=later)).collect()] == [
+        "ahead"
+    ]
+    limits = EventTimeLimits(max_age=timedelta(hours=1), max_lead=timedelta(days=1))
+    assert valid_events(parse_kafka(kafka, limits, read_at=later)).count() == 0
+
+
+def test_the_read_moment_is_one_moment(spark: SparkSession) -> None:
+    kafka = spark.createDataFrame(kafka_rows([encode(event())] * 2), KAFKA_SOURCE_SCHEMA)
+    per_row = F.timestamp_micros(F.lit(epoch_micros(READ_AT)) + F.col("offset"))
+    with pytest.raises(Exception, match="read_at must be one moment per batch"):
+        parse_kafka(kafka.coalesce(1), read_at=per_row).collect()
