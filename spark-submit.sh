@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run a job with the project's Spark: connectors as packages (from the pre-resolved Ivy cache),
-# conf/spark/ (spark-defaults.conf, log4j2.properties), and the clickstream_spark package zipped for the executors.
+# Run a job with the project's Spark: the connectors' jars that `make setup` resolved (--jars, no
+# Ivy at submit time; spark-submit ships them to the executors), conf/spark/ (spark-defaults.conf,
+# log4j2.properties), and the clickstream_spark package zipped for the executors.
 # Every argument is passed through, so these behave the same way:
 #   ./spark-submit.sh jobs/stream.py --available-now
 #   ./spark-submit.sh --master spark://host:7077 jobs/stream.py
@@ -26,7 +27,8 @@ export SPARK_CONF_DIR=$root/conf/spark
 # Where the driver finds conf/ (it may import the package from the zip below).
 export CLICKSTREAM_HOME=$root
 
-{ read -r packages; read -r excludes; } < <(cd "$root" && "$python" -m clickstream_spark.packages)
+# The jars folder can be copied to a host without internet (README, "Deploying on a cluster").
+jars=$(cd "$root" && "$python" -m clickstream_spark.packages jars "${CLICKSTREAM_JARS_DIR:-$state/spark-jars}")
 
 # Executors import the package from this zip; rebuilt on every submit so it never goes stale.
 mkdir -p "$state/build"
@@ -40,9 +42,6 @@ PY
 )
 
 exec "$venv/bin/spark-submit" \
-    --packages "$packages" \
-    --exclude-packages "$excludes" \
-    --conf "spark.jars.ivy=$state/ivy" \
-    --conf "spark.jars.ivySettings=$root/conf/ivysettings.xml" \
+    --jars "$jars" \
     --py-files "$zip" \
     "$@"

@@ -11,7 +11,7 @@ from typing import NoReturn
 import elastic_transport
 
 from clickstream_spark.config import Config, ConfigError, load_config
-from clickstream_spark.errors import SinkError, first_line, jvm_root_cause
+from clickstream_spark.errors import SinkError, StartError, first_line, jvm_root_cause
 
 # Root causes worth naming in the one line an operator reads, matched in the JVM's message.
 _KNOWN_CAUSES = (
@@ -57,7 +57,7 @@ def load_or_exit(parser: argparse.ArgumentParser, path: str | None) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        parser.exit(2, f"{parser.prog}: config error: {exc}\n")
+        parser.exit(2, f"{parser.prog}: error: bad configuration: {exc}\n")
 
 
 # foreachBatch code is Python called back from the JVM: when it raises, the query's JVM error
@@ -108,6 +108,8 @@ def one_line(exc: BaseException) -> str:
 def _describe(exc: BaseException) -> str:
     text = jvm_root_cause(exc) or str(exc)
     cause = next((label for marker, label in _KNOWN_CAUSES if marker in text), None)
+    if isinstance(exc, StartError):  # its message already says what failed and what to check
+        cause = None
     if isinstance(exc, _ES_CLIENT_NETWORK_ERRORS):
         cause = "Elasticsearch is unreachable"
     first = _python_error(text) or first_line(text) or type(exc).__name__

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,9 @@ from typing import Any, TypeVar, get_type_hints
 # this package from the zip it ships to the executors, where __file__ is not a real folder.
 PROJECT_ROOT = Path(os.environ.get("CLICKSTREAM_HOME") or Path(__file__).resolve().parent.parent)
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "clickstream.toml"
+# The local stack's own values (one node per server), applied over the config file by the tools
+# that run against it (stack bootstrap, tests): load_config(overlay=LOCAL_STACK_CONFIG_FILE).
+LOCAL_STACK_CONFIG_FILE = PROJECT_ROOT / "conf" / "local.toml"
 
 # Well-known names users already export on their clusters; they win over the generic
 # CLICKSTREAM_<SECTION>_<KEY> form.
@@ -34,6 +38,11 @@ class ConfigError(ValueError):
     """Bad configuration: the message names the setting and what is wrong with it."""
 
 
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
     bootstrap_servers: str
@@ -42,14 +51,55 @@ class KafkaConfig:
     replication_factor: int
 
 
+# Consistency levels the connector takes (ANY and EACH_QUORUM are write-only in Cassandra).
+WRITE_CONSISTENCY_LEVELS = (
+    "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_ONE", "LOCAL_QUORUM", "EACH_QUORUM",
+)  # fmt: skip
+READ_CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_ONE", "LOCAL_QUORUM")
+_DATA_CENTRE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
 @dataclass(frozen=True)
 class CassandraConfig:
     hosts: str
     port: int
     keyspace: str
     local_dc: str
+    replication: str  # replication factor per data centre: "dc1:3,dc2:3"
+    write_consistency: str
+    read_consistency: str
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.replication_factors  # noqa: B018 (refuses a bad value at load time)
+        for name, value, levels in (
+            ("write_consistency", self.write_consistency, WRITE_CONSISTENCY_LEVELS),
+            ("read_consistency", self.read_consistency, READ_CONSISTENCY_LEVELS),
+        ):
+            if value not in levels:
+                raise ConfigError(
+                    f"cassandra.{name}: expected one of {', '.join(levels)}, got {value!r}"
+                )
+
+    @property
+    def replication_factors(self) -> dict[str, int]:
+        """Data centre -> replicas, for NetworkTopologyStrategy."""
+        factors: dict[str, int] = {}
+        for part in self.replication.split(","):
+            dc, sep, count = part.strip().partition(":")
+            if not (sep and _DATA_CENTRE.fullmatch(dc) and count.strip().isdigit()):
+                raise ConfigError(
+                    f"cassandra.replication: expected data centre:replicas[,...] "
+                    f"(e.g. dc1:3,dc2:3), got {self.replication!r}"
+                )
+            if int(count) < 1 or dc in factors:
+                raise ConfigError(
+                    f"cassandra.replication: each data centre once, with at least 1 replica, "
+                    f"got {self.replication!r}"
+                )
+            factors[dc] = int(count)
+        return factors
 
     @property
     def endpoints(self) -> str:
@@ -64,8 +114,16 @@ class ElasticsearchConfig:
     index: str
     wan_only: bool
     batch_size_entries: int
+    number_of_replicas: int
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.number_of_replicas < 0:
+            raise ConfigError(
+                "elasticsearch.number_of_replicas: must be 0 or more, got "
+                f"{self.number_of_replicas}"
+            )
 
     @property
     def url(self) -> str:
@@ -81,17 +139,16 @@ class ElasticsearchConfig:
 @dataclass(frozen=True)
 class SparkConfig:
     event_log_dir: str
+    start_timeout_seconds: int
+
+    def __post_init__(self) -> None:
+        _check_range("spark.start_timeout_seconds", self.start_timeout_seconds, 1, 3600)
 
 
 # Past these an event-time bound no longer narrows anything: accepted event times stay within
 # 1970..2099 whatever they say (clickstream_spark.ingest.event_time).
 MAX_EVENT_AGE_DAYS = 100_000
 MAX_EVENT_LEAD_HOURS = 1_000_000
-
-
-def _check_range(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -221,13 +278,29 @@ def _build_section(
     return cls(**kwargs)
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read the config file and apply environment overrides.
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overlay: str | Path | None = None,
+) -> Config:
+    """Read the config file, then ``overlay`` (its settings replace the file's, section by
+    section), then apply environment overrides.
 
     ``path`` defaults to ``$CLICKSTREAM_CONFIG`` and then to ``conf/clickstream.toml``.
     """
     env = os.environ if env is None else env
     file = Path(path or env.get("CLICKSTREAM_CONFIG") or DEFAULT_CONFIG_FILE)
+    data = _read_toml(file)
+    if overlay is not None:
+        for section, values in _read_toml(Path(overlay)).items():
+            data[section] = {**data.get(section, {}), **values}
+    sections = {
+        name: _build_section(name, cls, data.get(name, {}), env) for name, cls in _SECTIONS.items()
+    }
+    return Config(**sections, source=str(file))
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -237,10 +310,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     unknown = set(data) - set(_SECTIONS)
     if unknown:
         raise ConfigError(f"{file}: unknown section(s) {', '.join(sorted(unknown))}")
-    sections = {
-        name: _build_section(name, cls, data.get(name, {}), env) for name, cls in _SECTIONS.items()
-    }
-    return Config(**sections, source=str(file))
+    return data
 
 
 def with_overrides(config: Config, section: str, **values: Any) -> Config:

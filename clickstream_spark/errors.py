@@ -13,6 +13,11 @@ class SinkError(RuntimeError):
     """
 
 
+class StartError(RuntimeError):
+    """A job cannot start on its cluster (master unreachable, no executor granted); the message
+    says what to check."""
+
+
 def jvm_root_cause(exc: BaseException) -> str | None:
     """``Class: message`` of the innermost cause of a JVM exception raised through py4j."""
     java = getattr(exc, "java_exception", None)

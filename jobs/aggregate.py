@@ -23,7 +23,7 @@ from clickstream_spark.cli import (
     one_line,
 )
 from clickstream_spark.elastic import es_client
-from clickstream_spark.session import session_conf
+from clickstream_spark.session import check_master, session_conf, wait_for_executors
 from clickstream_spark.windows import WINDOW_KINDS, requested_windows
 
 log = logging.getLogger("clickstream.aggregate")
@@ -79,13 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs = [(kind, None) for kind in ([args.kind] if args.kind else WINDOW_KINDS)]
 
-    spark = (
-        SparkSession.builder.appName("clickstream-aggregate")
-        .config(map=session_conf(config))
-        .getOrCreate()
-    )
+    spark = None
     es = es_client(config.elasticsearch)
-    try:
+    try:  # from the session on: any failure, at start too, ends with one line
+        check_master()
+        spark = (
+            SparkSession.builder.appName("clickstream-aggregate")
+            .config(map=session_conf(config))
+            .getOrCreate()
+        )
+        wait_for_executors(spark, config.spark.start_timeout_seconds)
         for kind, starts in runs:
             summary = run_aggregation(spark, es, config, kind, starts)
             print(summary.text(), flush=True)
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         fail("aggregate.py", one_line(exc))
     finally:
         es.close()
-        spark.stop()
+        if spark is not None:
+            spark.stop()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from clickstream_spark.cli import (
 )
 from clickstream_spark.config import ConfigError, with_overrides
 from clickstream_spark.ingest.query import start_ingest
-from clickstream_spark.session import stream_conf
+from clickstream_spark.session import check_master, stream_conf, wait_for_executors
 
 log = logging.getLogger("clickstream.stream")
 
@@ -86,12 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         args.parser.error(str(exc))
 
-    spark = (
-        SparkSession.builder.appName(f"clickstream-stream ({config.stream.query_name})")
-        .config(map=stream_conf(config))
-        .getOrCreate()
-    )
-    try:
+    spark = None
+    try:  # from the session on: any failure, at start too, ends with one line
+        check_master()
+        spark = (
+            SparkSession.builder.appName(f"clickstream-stream ({config.stream.query_name})")
+            .config(map=stream_conf(config))
+            .getOrCreate()
+        )
+        wait_for_executors(spark, config.spark.start_timeout_seconds)
         query = start_ingest(spark, config, available_now=args.available_now)
         log.info("query %s started (id %s)", query.name, query.id)
         query.awaitTermination()
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # any failure ends the job with one clear line
         fail("stream.py", one_line(exc))
     finally:
-        spark.stop()
+        if spark is not None:
+            spark.stop()
 
 
 if __name__ == "__main__":

@@ -49,20 +49,24 @@ if ! grep -q "nothing to do" <<<"$fetch_out"; then
     did+=(servers)
 fi
 
-# Spark connector packages into the project's Ivy cache, resolved once per set of versions.
-packages=$(.venv/bin/python -m clickstream_spark.packages | tr '\n' ' ')
-ivy_stamp=$state/ivy/.resolved
-if [[ ! -f $ivy_stamp || $(cat "$ivy_stamp") != "$packages" ]]; then
+# Spark connector packages: resolved once per set of versions with Ivy (into $state/ivy), their
+# jars copied into $state/spark-jars, which every job then starts from (spark-submit.sh --jars).
+jars_dir=$state/spark-jars
+package_set=$(.venv/bin/python -c 'from clickstream_spark.packages import package_set; print(package_set())')
+if [[ ! -f $jars_dir/.packages || $(cat "$jars_dir/.packages") != "$package_set" ]]; then
     say "resolving the Spark connector packages into $state/ivy"
     log=$state/logs/resolve-spark-packages.log
     mkdir -p "$state/logs"
-    if ! ./spark-submit.sh --master 'local[1]' --conf spark.ui.enabled=false \
-        scripts/resolve_spark_packages.py >"$log" 2>&1; then
+    { read -r packages; read -r excludes; } < <(.venv/bin/python -m clickstream_spark.packages coordinates)
+    if ! PYSPARK_PYTHON=$root/.venv/bin/python SPARK_CONF_DIR=$root/conf/spark \
+        .venv/bin/spark-submit --master 'local[1]' --conf spark.ui.enabled=false \
+        --packages "$packages" --exclude-packages "$excludes" \
+        --conf "spark.jars.ivy=$state/ivy" --conf "spark.jars.ivySettings=$root/conf/ivysettings.xml" \
+        scripts/resolve_spark_packages.py "$jars_dir" "$package_set" >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         die "resolving the Spark packages failed (full log: $log)"
     fi
     grep 'spark packages ready' "$log" | sed 's/^/setup: /'
-    printf '%s' "$packages" >"$ivy_stamp"
     did+=(spark-packages)
 fi
 

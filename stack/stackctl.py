@@ -136,11 +136,11 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def run_bootstrap(servers: list[Server], layout: Layout) -> list[Server]:
     """Bootstrap each server; the ones that succeeded (failures are reported as they happen)."""
-    from clickstream_spark.config import ConfigError, load_config
+    from clickstream_spark.config import LOCAL_STACK_CONFIG_FILE, ConfigError, load_config
     from stacklib.bootstrap import bootstrap_server
 
     try:
-        config = load_config()
+        config = load_config(overlay=LOCAL_STACK_CONFIG_FILE)  # the local stack: one node each
     except ConfigError as exc:
         raise StackError(f"config: {exc}") from None
 

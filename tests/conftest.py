@@ -1,7 +1,7 @@
 """Shared fixtures: one local SparkSession for the whole test session.
 
-The session carries the connector packages from the project's Ivy cache (filled by
-`make setup`), so unit and integration tests share it.
+The session carries the connector jars that `make setup` resolved (no Ivy at test time), so unit
+and integration tests share it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from pyspark.sql import SparkSession
 
-from clickstream_spark.config import PROJECT_ROOT, Config, load_config
-from clickstream_spark.packages import spark_excludes, spark_packages
+from clickstream_spark.config import LOCAL_STACK_CONFIG_FILE, PROJECT_ROOT, Config, load_config
+from clickstream_spark.packages import resolved_jars
 from clickstream_spark.session import connector_conf
 
 # Python workers must run the same interpreter (pandas, pyarrow) as the tests.
@@ -26,7 +26,8 @@ STATE_DIR = PROJECT_ROOT / ".state"
 
 @pytest.fixture(scope="session")
 def config() -> Config:
-    return load_config()
+    """The config of the local stack the tests run against (conf/local.toml over the file)."""
+    return load_config(overlay=LOCAL_STACK_CONFIG_FILE)
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +41,7 @@ def spark(config: Config) -> Iterator[SparkSession]:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "1g")
-        .config("spark.jars.packages", ",".join(spark_packages()))
-        .config("spark.jars.excludes", ",".join(spark_excludes()))
-        .config("spark.jars.ivy", str(STATE_DIR / "ivy"))
-        .config("spark.jars.ivySettings", str(PROJECT_ROOT / "conf" / "ivysettings.xml"))
+        .config("spark.jars", ",".join(map(str, resolved_jars(STATE_DIR / "spark-jars"))))
         .config("spark.sql.extensions", "com.datastax.spark.connector.CassandraSparkExtensions")
         .config(map=connector_conf(config))
         .getOrCreate()

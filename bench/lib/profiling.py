@@ -15,6 +15,8 @@ from typing import Any
 
 import psutil
 
+from clickstream_spark.event_log import log_lines
+
 _JOB_STEP = re.compile(r"batch (\d+): (.*)")
 
 Metrics = dict[str, float]  # wall, task (executor run time), cpu (JVM CPU), tasks
@@ -77,9 +79,8 @@ def batch_profile(event_log: Path) -> tuple[dict[str, dict[int, Metrics]], dict[
     they ran. Also each batch's query progress durations (``durationMs``, seconds).
     """
     log = _EventLog()
-    with event_log.open(encoding="utf-8") as lines:  # JSON lines (no compression configured)
-        for line in lines:
-            log.add(json.loads(line))
+    for line in log_lines(event_log):  # a file, or the stream's rolled and compressed parts
+        log.add(json.loads(line))
     return log.steps(), log.progress
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +21,6 @@ YARDSTICKS = {
     "bare": ("bench/stream_bare.py", ()),
     "parse": ("bench/stream_bare.py", ("--sink", "noop")),
 }
-_IVY_DONE = re.compile(r"\d+ artifacts copied, \d+ already retrieved")
-_IVY_RESOLVE = re.compile(r":: resolution report :: resolve (\d+)ms")
 
 
 @dataclass
@@ -127,13 +124,8 @@ def _batches(job: JobRun) -> list[dict[str, Any]]:
 
 def _startup(job: JobRun, started: float, first_start: float, finished: float) -> dict[str, float]:
     """The seconds spent outside the sustained rate, from launch to exit."""
-    ivy = job.first(_IVY_DONE)
-    resolve = job.first(_IVY_RESOLVE)
-    ivy_done = ivy[0] if ivy else job.launched
     return {
-        "spark-submit + Ivy": ivy_done - job.launched,
-        "Ivy resolve (its own report)": int(resolve[1][1]) / 1000 if resolve else 0.0,
-        "JVM/SparkContext/driver to query started": started - ivy_done,
+        "spark-submit, JVM, SparkContext, driver to query started": started - job.launched,
         "query start to first batch start": first_start - started,
         "shutdown after the query": job.exited - finished,
     }

@@ -93,13 +93,13 @@ def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> St
         )
     # Messages over the size limit are quarantined straight from Kafka (write_batch), so that
     # the cached micro-batch never holds their raw copies: one cache block is read back whole.
-    limits = event_time_limits(config.stream)
     log.info(
-        "accepting event times from %s before to %s after each micro-batch's moment "
+        "accepting event times from %d days before to %d hours after each micro-batch's moment "
         "(others are quarantined as out_of_range:timestamp)",
-        limits.max_age,
-        limits.max_lead,
+        config.stream.max_event_age_days,
+        config.stream.max_event_lead_hours,
     )
+    limits = event_time_limits(config.stream)
     parsed = observed(parse_kafka(kafka_source(spark, config), limits, oversized_raw=False))
     writer = (
         parsed.writeStream.queryName(config.stream.query_name)

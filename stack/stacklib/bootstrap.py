@@ -1,6 +1,7 @@
 """Idempotent bootstrap of a running stack: the Kafka topic, the Cassandra schema (every
-conf/cassandra/*.cql in lexical order) and the Elasticsearch index templates
-(conf/elasticsearch/<name>.template.json). Endpoints come from the project's typed config.
+conf/cassandra/*.cql in lexical order, the keyspace's replication from the config) and the
+Elasticsearch index templates (conf/elasticsearch/<name>.template.json, their replicas from the
+config). Endpoints come from the project's typed config.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def apply_cql_files(config: CassandraConfig, folder: Path) -> list[str]:
     from cassandra.policies import RoundRobinPolicy
 
     try:
-        scripts = cql_scripts(config.keyspace, folder)
-    except ValueError as exc:
+        scripts = cql_scripts(config.keyspace, folder, config.replication_factors)
+    except ValueError as exc:  # a ConfigError too
         raise StackError(f"cassandra: {exc}") from None
     if not scripts:
         return [f"no *.cql file in {folder}"]
@@ -82,7 +83,8 @@ def apply_cql_files(config: CassandraConfig, folder: Path) -> list[str]:
     )
     try:
         session = cluster.connect()
-        return [_run_script(session, path, statements) for path, statements in scripts]
+        lines = [_run_script(session, path, statements) for path, statements in scripts]
+        return lines + _replication_differs(session, config)
     except StackError:
         raise
     except Exception as exc:  # the driver's NoHostAvailable, timeouts, ...
@@ -101,6 +103,25 @@ def _run_script(session: object, path: Path, statements: list[str]) -> str:
     return f"applied {path.name} ({len(statements)} statements)"
 
 
+def _replication_differs(session: object, config: CassandraConfig) -> list[str]:
+    """A line when the keyspace existed with another replication than the config's: left as it
+    is, since changing it moves data (ALTER KEYSPACE, then a full repair)."""
+    row = session.execute(  # type: ignore[attr-defined]
+        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+        (config.keyspace,),
+        timeout=ADMIN_TIMEOUT_S,
+    ).one()
+    found = dict(row.replication) if row else {}
+    strategy = found.pop("class", "").rsplit(".", 1)[-1]
+    wanted = {dc: str(count) for dc, count in config.replication_factors.items()}
+    if strategy == "NetworkTopologyStrategy" and found == wanted:
+        return []
+    return [
+        f"keyspace {config.keyspace} exists with {strategy} {found}, not the configured "
+        f"{config.replication}: left as is (ALTER KEYSPACE, then nodetool repair -full)"
+    ]
+
+
 # --- Elasticsearch ------------------------------------------------------------------------------
 
 TEMPLATE_SUFFIX = ".template.json"
@@ -116,11 +137,13 @@ def put_index_templates(config: ElasticsearchConfig, folder: Path) -> list[str]:
 
 def _put_template(config: ElasticsearchConfig, path: Path) -> str:
     name = path.name.removesuffix(TEMPLATE_SUFFIX)
-    body = path.read_bytes()
     try:
-        json.loads(body)
+        template = json.loads(path.read_bytes())
     except ValueError as exc:
         raise StackError(f"{path}: not valid JSON: {exc}") from None
+    settings = template.setdefault("template", {}).setdefault("settings", {})
+    settings["number_of_replicas"] = config.number_of_replicas
+    body = json.dumps(template).encode()
     request = urllib.request.Request(
         f"{config.url}/_index_template/{name}",
         data=body,
@@ -136,7 +159,7 @@ def _put_template(config: ElasticsearchConfig, path: Path) -> str:
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         raise StackError(f"elasticsearch: cannot reach {config.url}: {exc}") from None
-    return f"index template {name}"
+    return f"index template {name} ({config.number_of_replicas} replicas)"
 
 
 def _basic_auth(config: ElasticsearchConfig) -> dict[str, str]:

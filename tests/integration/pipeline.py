@@ -219,7 +219,7 @@ def isolated_pipeline(
         **HISTORY_ENV,
         **(env or {}),
     }
-    for statement in statements(p.keyspace):
+    for statement in statements(p.keyspace, replication=config.cassandra.replication_factors):
         cassandra.execute(statement, timeout=60)
     topic = NewTopic(p.topic, num_partitions=3, replication_factor=1, config=topic_config or {})
     kafka_admin.create_topics([topic])[p.topic].result(timeout=30)

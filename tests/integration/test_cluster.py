@@ -27,6 +27,7 @@ from cassandra.cluster import Session
 from elasticsearch import Elasticsearch
 
 from clickstream_spark.config import PROJECT_ROOT
+from clickstream_spark.event_log import log_lines
 from clickstream_spark.tools.generate import BAD_KINDS
 from tests.integration.pipeline import (
     OpenPipeline,
@@ -173,8 +174,16 @@ def assert_same_documents(got: dict[str, dict], expected: dict[str, dict]) -> No
 
 
 def event_logs(p: Pipeline) -> dict[str, str]:
-    """Application id -> event log text, for every application of the pipeline."""
-    return {path.name: path.read_text() for path in sorted(p.event_log_dir.iterdir())}
+    """Application id -> event log text, for every application of the pipeline. The stream's log
+    is rolled: a folder whose status file loses its .inprogress suffix when the application ends
+    (the id then gets the suffix a single-file log would have)."""
+    logs = {}
+    for path in sorted(p.event_log_dir.iterdir()):
+        app = path.name.removeprefix("eventlog_v2_")
+        if path.is_dir() and not (path / f"appstatus_{app}").exists():
+            app += ".inprogress"
+        logs[app] = "".join(log_lines(path))
+    return logs
 
 
 # --- tests ---------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ EDGES: list[bytes | None] = [
     _event(row_key="edge-over", url="/" + "b" * MAX_MESSAGE_BYTES),  # just over the limit
     _at_limit("k"),
     _event(row_key="k" * MAX_FIELD_BYTES),  # the longest valid row_key
-    _event(row_key="edge-url", url="/" + "東" * ((MAX_URL_BYTES - 1) // 3)),  # 8 KiB - 2 bytes
+    _event(row_key="edge-url", url="/" + "東" * ((MAX_URL_BYTES - 1) // 3)),  # 8 KiB - 1 byte
     _event(row_key="edge-nul", url="/a\u0000b", city="\u0000"),  # escaped NUL: kept
     _event(row_key="edge-raw-nul").replace(b'"/"', b'"/\x00"'),  # raw NUL: malformed
     _event(row_key="edge-latin1", city="Montr\xe9al").replace(b"\\u00e9", b"\xe9"),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from clickstream_spark.cassandra_schema import split_cql, statements
+from clickstream_spark.cassandra_schema import main, split_cql, statements
 
 # --- splitting --------------------------------------------------------------------------------
 
@@ -60,3 +60,28 @@ def test_statements_target_the_chosen_keyspace() -> None:
 def test_statements_refuse_a_bad_keyspace_name() -> None:
     with pytest.raises(ValueError, match="not a valid Cassandra keyspace"):
         statements("x; DROP KEYSPACE clickstream")
+
+
+def test_the_keyspace_gets_the_replication_asked_for() -> None:
+    asked = statements("ks", replication={"eu-west": 3, "us_east": 2})
+    assert asked[0] == (
+        "CREATE KEYSPACE IF NOT EXISTS ks\n  WITH replication = "
+        "{'class': 'NetworkTopologyStrategy', 'eu-west': 3, 'us_east': 2}"
+    )
+    assert asked[1:] == statements("ks")[1:]  # the tables do not change
+    # Without one, the file's own: the local stack's single replica (cqlsh, docker-compose).
+    assert statements("ks")[0].endswith("{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}")
+
+
+def test_the_rendered_cql_follows_the_config(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CLICKSTREAM_CASSANDRA_KEYSPACE", "prod")
+    monkeypatch.setenv("CLICKSTREAM_CASSANDRA_REPLICATION", "dc1:3,dc2:3")
+    assert main([]) == 0
+    cql = capsys.readouterr().out
+    assert cql.startswith(
+        "CREATE KEYSPACE IF NOT EXISTS prod\n  WITH replication = "
+        "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3};\n"
+    )
+    assert cql.count(";\n") == len(statements("prod"))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import elastic_transport
+import pytest
 
 from clickstream_spark.aggregate.publish import PublishError
-from clickstream_spark.cli import one_line
-from clickstream_spark.errors import SinkError
+from clickstream_spark.cli import load_or_exit, one_line
+from clickstream_spark.errors import SinkError, StartError
 
 # The shape of a stream's error when foreachBatch raised (pyspark 3.5, abridged from a real run
 # with Cassandra killed): the Python traceback is the message of the JVM's root cause.
@@ -141,3 +145,25 @@ def test_other_libraries_chains_are_not_repeated() -> None:
 def test_a_long_message_is_cut_to_its_first_line_and_400_characters() -> None:
     line = one_line(RuntimeError("x" * 500 + "\nsecond line"))
     assert line == "x" * 400 + "..."
+
+
+def test_a_start_error_is_its_own_message_without_a_cause_label() -> None:
+    # "Connection refused" would otherwise add "a server refused the connection" in front.
+    message = "cannot reach the Spark master spark://h:1 (h:1: Connection refused): check --master"
+    assert one_line(StartError(message)) == message
+
+
+def test_a_bad_config_file_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    defaults = Path(__file__).parents[2] / "conf" / "clickstream.toml"
+    bad = tmp_path / "bad.toml"
+    text = defaults.read_text().replace("max_event_age_days = 365", "max_event_age_days = -1")
+    bad.write_text(text)
+    with pytest.raises(SystemExit) as exited:
+        load_or_exit(argparse.ArgumentParser(prog="stream.py"), str(bad))
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "stream.py: error: bad configuration: stream.max_event_age_days: must be between 0 and "
+        "100000, got -1"
+    ]

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from clickstream_spark.config import ConfigError, load_config, with_overrides
-from clickstream_spark.session import connector_conf
+from clickstream_spark.config import (
+    LOCAL_STACK_CONFIG_FILE,
+    ConfigError,
+    load_config,
+    with_overrides,
+)
+from clickstream_spark.ingest.event_time import EventTimeLimits
+from clickstream_spark.ingest.query import event_time_limits
+from clickstream_spark.session import connector_conf, stream_conf
 
 
 def test_defaults_come_from_conf() -> None:
@@ -69,6 +77,32 @@ DEFAULTS = Path(__file__).parents[2] / "conf" / "clickstream.toml"
             "max_offsets_per_trigger: must be at least 1, got 0",
         ),
         ("min_partitions = 0", "min_partitions = -2", "min_partitions: must be 0 .* got -2"),
+        (
+            "max_event_age_days = 365",
+            "max_event_age_days = -1",
+            "stream.max_event_age_days: must be between 0 and 100000, got -1",
+        ),
+        (
+            "max_event_lead_hours = 24",
+            "max_event_lead_hours = 1000001",
+            "stream.max_event_lead_hours: must be between 0 and 1000000, got 1000001",
+        ),
+        ('replication = "datacenter1:3"', 'replication = "datacenter1"', "data centre:replicas"),
+        ('replication = "datacenter1:3"', 'replication = "dc a:3"', "data centre:replicas"),
+        ('replication = "datacenter1:3"', 'replication = "dc1:0"', "at least 1 replica"),
+        ('replication = "datacenter1:3"', 'replication = "dc1:3,dc1:2"', "each data centre once"),
+        (
+            'read_consistency = "LOCAL_QUORUM"',
+            'read_consistency = "ANY"',
+            "cassandra.read_consistency: expected one of ONE, .*, got 'ANY'",
+        ),
+        ('write_consistency = "LOCAL_QUORUM"', 'write_consistency = "local"', "expected one of"),
+        ("number_of_replicas = 1", "number_of_replicas = -1", "must be 0 or more, got -1"),
+        (
+            "start_timeout_seconds = 120",
+            "start_timeout_seconds = 0",
+            "spark.start_timeout_seconds: must be between 1 and 3600, got 0",
+        ),
     ],
 )
 def test_bad_config_files_are_refused_clearly(
@@ -91,3 +125,56 @@ def test_es_bulk_size_reaches_es_hadoop() -> None:
     assert connector_conf(load_config(env={}))["es.batch.size.entries"] == "1000"
     config = load_config(env={"CLICKSTREAM_ELASTICSEARCH_BATCH_SIZE_ENTRIES": "10"})
     assert connector_conf(config)["es.batch.size.entries"] == "10"
+
+
+def test_production_defaults_and_the_local_stack_overrides() -> None:
+    config = load_config(env={})
+    assert config.cassandra.replication_factors == {"datacenter1": 3}
+    assert (config.cassandra.write_consistency, config.cassandra.read_consistency) == (
+        "LOCAL_QUORUM",
+        "LOCAL_QUORUM",
+    )
+    assert config.elasticsearch.number_of_replicas == 1
+    local = load_config(env={}, overlay=LOCAL_STACK_CONFIG_FILE)
+    assert local.cassandra.replication_factors == {"datacenter1": 1}
+    assert local.elasticsearch.number_of_replicas == 0
+    assert local.cassandra.write_consistency == "LOCAL_QUORUM"  # one node: a quorum of one
+    assert local.kafka == config.kafka  # nothing else changes
+    env = {"CLICKSTREAM_CASSANDRA_REPLICATION": "eu:3, us:2"}  # the environment still wins
+    assert load_config(env=env, overlay=LOCAL_STACK_CONFIG_FILE).cassandra.replication_factors == {
+        "eu": 3,
+        "us": 2,
+    }
+
+
+def test_an_overlay_with_an_unknown_section_is_refused(tmp_path: Path) -> None:
+    overlay = tmp_path / "local.toml"
+    overlay.write_text("[cassandre]\nreplication = 'dc1:1'\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_config(env={}, overlay=overlay)
+
+
+def test_consistency_levels_reach_the_connector() -> None:
+    env = {"CLICKSTREAM_CASSANDRA_READ_CONSISTENCY": "LOCAL_ONE"}
+    conf = connector_conf(load_config(env=env))
+    assert conf["spark.cassandra.output.consistency.level"] == "LOCAL_QUORUM"
+    assert conf["spark.cassandra.input.consistency.level"] == "LOCAL_ONE"
+
+
+def test_the_stream_rolls_its_event_log_and_keeps_a_short_checkpoint() -> None:
+    conf = stream_conf(load_config(env={}))
+    assert conf["spark.eventLog.rolling.enabled"] == "true"
+    assert conf["spark.eventLog.rolling.maxFileSize"] == "64m"
+    assert conf["spark.eventLog.compress"] == "true"
+    assert conf["spark.sql.streaming.minBatchesToRetain"] == "100"
+
+
+def test_event_time_limits_come_from_the_stream_section() -> None:
+    assert event_time_limits(load_config(env={}).stream) == EventTimeLimits()
+    env = {
+        "CLICKSTREAM_STREAM_MAX_EVENT_AGE_DAYS": "1500",
+        "CLICKSTREAM_STREAM_MAX_EVENT_LEAD_HOURS": "2",
+    }
+    assert event_time_limits(load_config(env=env).stream) == EventTimeLimits(
+        timedelta(days=1500), timedelta(hours=2)
+    )

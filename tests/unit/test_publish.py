@@ -137,7 +137,12 @@ class FakeClient:
 
 
 ES_CONFIG = ElasticsearchConfig(
-    nodes="127.0.0.1", port=9200, index="results", wan_only=True, batch_size_entries=1000
+    nodes="127.0.0.1",
+    port=9200,
+    index="results",
+    wan_only=True,
+    batch_size_entries=1000,
+    number_of_replicas=0,
 )
 
 
