@@ -29,6 +29,12 @@ _KNOWN_CAUSES = (
     ("Connection refused", "a server refused the connection"),
     ("TimeoutException: Timed out waiting for a node assignment", "Kafka is unreachable"),
     ("UnknownTopicOrPartitionException", "the Kafka topic does not exist"),
+    # A spark:// URL that accepts connections but is no master: Spark gives up after a minute.
+    (
+        "Cannot call methods on a stopped SparkContext",
+        "the Spark application was stopped (the reason is in the log above; at start, "
+        "--master is often not a Spark master's URL)",
+    ),
 )
 
 

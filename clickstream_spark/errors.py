@@ -20,7 +20,9 @@ class StartError(RuntimeError):
 
 def jvm_root_cause(exc: BaseException) -> str | None:
     """``Class: message`` of the innermost cause of a JVM exception raised through py4j."""
-    java = getattr(exc, "java_exception", None)
+    # py4j's errors carry the JVM exception as java_exception; pyspark's own (CapturedException:
+    # AnalysisException, IllegalArgumentException...) as _origin.
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
     if java is None:
         return None
     try:

@@ -153,3 +153,18 @@ def test_a_bad_config_value_is_one_line(
     )
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"{job}.py: error: bad configuration: {message}"]
+
+
+def test_cluster_deploy_mode_is_refused_for_python_on_standalone() -> None:
+    # Why README says to supervise client mode instead: spark-submit refuses it before any
+    # connection (no master needs to run at this address).
+    done = subprocess.run(
+        ["./spark-submit.sh", "--master", f"spark://127.0.0.1:{free_port()}",
+         "--deploy-mode", "cluster", "--supervise", "jobs/stream.py"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=JOB_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert (
+        "Cluster deploy mode is currently not supported for python applications on standalone "
+        "clusters." in done.stdout + done.stderr
+    )

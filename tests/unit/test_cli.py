@@ -7,6 +7,7 @@ from pathlib import Path
 
 import elastic_transport
 import pytest
+from pyspark.sql import SparkSession
 
 from clickstream_spark.aggregate.publish import PublishError
 from clickstream_spark.cli import load_or_exit, one_line
@@ -167,3 +168,24 @@ def test_a_bad_config_file_is_one_error_line(
         "stream.py: error: bad configuration: stream.max_event_age_days: must be between 0 and "
         "100000, got -1"
     ]
+
+
+def test_a_pyspark_error_is_named_by_its_jvm_root_cause(spark: SparkSession) -> None:
+    # pyspark converts some JVM errors to its own classes, whose first line can be a wrapper's
+    # ("Error while instantiating ..."): the root cause says what to fix.
+    with pytest.raises(Exception) as raised:
+        spark.conf.set("spark.sql.shuffle.partitions", "abc")
+    assert one_line(raised.value) == (
+        "java.lang.IllegalArgumentException: "
+        "spark.sql.shuffle.partitions should be int, but was abc"
+    )
+
+
+def test_a_stopped_context_says_where_to_look() -> None:
+    error = RuntimeError(
+        "java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext."
+    )
+    assert one_line(error).startswith(
+        "the Spark application was stopped (the reason is in the log above; at start, --master is "
+        "often not a Spark master's URL): java.lang.IllegalStateException: Cannot call methods"
+    )
