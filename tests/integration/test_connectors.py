@@ -1,6 +1,6 @@
 """Spark writes to and reads back from each real server through its connector.
 
-These prove the packages, the Ivy cache and the endpoints from config work together; the
+These prove the connector jars (make setup) and the endpoints from config work together; the
 pipeline's own tests build on them.
 """
 
