@@ -29,6 +29,7 @@ from elasticsearch import Elasticsearch
 
 from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
+from clickstream_spark.schema import METRICS_SCHEMA
 from clickstream_spark.tools.generate import generate_messages, message_record
 from tests.reference import reference_metrics
 
@@ -143,16 +144,22 @@ class Pipeline:
         return output
 
     def start(
-        self, job: str, *args: str, log_name: str | None = None, log_path: Path | None = None
+        self,
+        job: str,
+        *args: str,
+        log_name: str | None = None,
+        log_path: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen:
-        """Start a job in its own process group (so that it can be killed whole); its output
-        goes to ``log_path``, or ``work/<log_name or job-time>.log``."""
+        """Start a job in its own process group (so that it can be killed whole), with ``env``
+        added to the pipeline's environment; its output goes to ``log_path``, or
+        ``work/<log_name or job-time>.log``."""
         name = log_name or f"{job}-{time.monotonic_ns()}"
         log = open(log_path or self.work / f"{name}.log", "w")  # noqa: SIM115
         return subprocess.Popen(
             self.command(job, *args),
             cwd=PROJECT_ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -317,7 +324,7 @@ def assert_cassandra_matches(pipeline: Pipeline, cassandra: Session, sent: list[
     assert cassandra_quarantine(cassandra, pipeline.keyspace) == expected_quarantine(sent)
 
 
-# -- fault tests: counting, a steady producer, breaking and restoring servers -------------------
+# -- fault tests: counting and a steady producer ------------------------------------------------
 
 
 def stored_count(session: Session, keyspace: str) -> int:
@@ -438,46 +445,6 @@ class SteadyProducer:
         return self.sent
 
 
-def stackctl(*args: str, timeout_s: float = 300) -> str:
-    """Run the project's stack tool (kill, up, status...); its output, or a failure with it."""
-    done = subprocess.run(
-        [sys.executable, "stack/stackctl.py", *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"stackctl {' '.join(args)} exited {done.returncode}:\n{output}"
-    return output
-
-
-def wait_for_cassandra(session: Session, timeout_s: float = 120) -> None:
-    """Wait until ``session`` runs queries again (the driver reconnects on its own schedule)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            session.execute("SELECT release_version FROM system.local", timeout=10)
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
-@contextmanager
-def restored(server: str, cassandra: Session) -> Iterator[None]:
-    """Whatever a test does to ``server``, it is up (and bootstrapped) again afterwards, so the
-    tests that follow find the stack as they expect it."""
-    try:
-        yield
-    finally:
-        stackctl("up", server)
-        if server == "cassandra":
-            wait_for_cassandra(cassandra)
-
-
 def reference_documents(sent: list[dict]) -> dict[tuple, tuple]:
     """(window, window_start, url, country) -> metrics, from the generator's own record."""
     events = [
@@ -498,23 +465,18 @@ def reference_documents(sent: list[dict]) -> dict[tuple, tuple]:
     return expected
 
 
+# What identifies a published document, and its metrics (in METRICS_SCHEMA order).
+DOCUMENT_KEY = ("window", "window_start", "url", "country")
+METRIC_FIELDS = tuple(name for name in METRICS_SCHEMA.fieldNames() if name not in DOCUMENT_KEY)
+
+
 def published(es: Elasticsearch, alias: str) -> dict[tuple, tuple]:
-    documents = es_documents(es, alias)
+    """(window, window_start, url, country) -> metrics, of every document behind the alias."""
     result = {}
-    for doc in documents.values():
-        key = (doc["window"], doc["window_start"], doc["url"], doc["country"])
+    for doc in es_documents(es, alias).values():
+        key = tuple(doc[name] for name in DOCUMENT_KEY)
         assert key not in result, f"two documents for {key}"
-        result[key] = tuple(
-            doc[f]
-            for f in (
-                "clicks",
-                "unique_users",
-                "avg_time_on_page_s",
-                "median_time_on_page_s",
-                "p90_time_on_page_s",
-                "time_on_page_coverage",
-            )
-        )
+        result[key] = tuple(doc[name] for name in METRIC_FIELDS)
     return result
 
 
