@@ -109,26 +109,19 @@ def test_pid_from_file_trusts_only_a_live_owned_process_and_drops_a_stale_file(
     assert pid_from_file(pid_file, lambda _process: True) is None  # no file
 
 
-def test_wait_for_names_the_exit_before_the_timeout() -> None:
-    def never_ready() -> bool:
-        return False
-
-    with pytest.raises(StackError, match="exited"):
+@pytest.mark.parametrize(("running", "raised"), [(False, "exited"), (True, "timed out")])
+def test_wait_for_names_the_exit_before_the_timeout(running: bool, raised: str) -> None:
+    with pytest.raises(StackError, match=raised):
         wait_for(
-            never_ready,
             lambda: False,
+            lambda: running,
             timeout_s=0,
             exited=lambda: StackError("exited"),
             timed_out=lambda: StackError("timed out"),
         )
-    with pytest.raises(StackError, match="timed out"):
-        wait_for(
-            never_ready,
-            lambda: True,
-            timeout_s=0,
-            exited=lambda: StackError("exited"),
-            timed_out=lambda: StackError("timed out"),
-        )
+
+
+def test_wait_for_returns_once_ready() -> None:
     wait_for(lambda: True, lambda: False, 0, lambda: StackError("x"), lambda: StackError("y"))
 
 
