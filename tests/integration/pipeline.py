@@ -29,6 +29,7 @@ from elasticsearch import Elasticsearch
 
 from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
+from clickstream_spark.ingest.batch import OBSERVATION_NAME
 from clickstream_spark.schema import METRICS_SCHEMA
 from clickstream_spark.tools.generate import generate_messages, message_record
 from tests.reference import reference_metrics
@@ -36,6 +37,49 @@ from tests.reference import reference_metrics
 JOB_TIMEOUT_S = 600
 # What the test producers may send: messages over the broker's default 1 MB reach the parser.
 KAFKA_MAX_MESSAGE = 4 * 1024 * 1024
+# How a query progress event is named in a Spark event log.
+PROGRESS_EVENT = "org.apache.spark.sql.streaming.StreamingQueryListener$QueryProgressEvent"
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """The counts the stream publishes for one micro-batch (its query progress's observed
+    metrics)."""
+
+    batch_id: int
+    rows: int
+    valid: int
+    quarantined: int
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    """A finished run of the stream job: its output, and its counts for each micro-batch."""
+
+    output: str
+    batches: list[BatchCounts]
+
+    def total(self, count: str) -> int:
+        """``rows``, ``valid`` or ``quarantined`` summed over the run's micro-batches."""
+        return sum(getattr(batch, count) for batch in self.batches)
+
+
+def published_counts(event_log: Path) -> list[BatchCounts]:
+    """The stream's counts per micro-batch, from the query progress events of one application's
+    Spark event log (what the History Server and any StreamingQueryListener see)."""
+    batches = []
+    with event_log.open(encoding="utf-8") as events:
+        for line in events:
+            if PROGRESS_EVENT not in line:
+                continue
+            progress = json.loads(line)["progress"]
+            observed = progress.get("observedMetrics", {}).get(OBSERVATION_NAME)
+            if observed is None:  # a progress without data
+                continue
+            names = [field["name"] for field in observed["schema"]["fields"]]
+            values = dict(zip(names, observed["values"], strict=True))
+            batches.append(BatchCounts(progress["batchId"], **values))
+    return batches
 
 
 @dataclass
@@ -142,6 +186,17 @@ class Pipeline:
         code, output = self.attempt(job, *args)
         assert code == 0, f"{job} exited {code}:\n{output[-4000:]}"
         return output
+
+    def run_stream(self, *args: str) -> StreamRun:
+        """Run the stream job to completion: its output and the counts it published."""
+        before = set(self.event_logs())
+        output = self.run("stream", *args)
+        (event_log,) = set(self.event_logs()) - before
+        return StreamRun(output, published_counts(event_log))
+
+    def event_logs(self) -> list[Path]:
+        """The Spark event logs of the pipeline's applications, finished or not."""
+        return sorted(self.event_log_dir.iterdir()) if self.event_log_dir.exists() else []
 
     def start(
         self,
