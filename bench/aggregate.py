@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -26,15 +24,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from clickstream_spark.aggregate.pandas_metrics import GROUP_COLUMNS, METRIC_COLUMNS
 from clickstream_spark.aggregate.plan import (
     DEFAULT_MAX_ROWS_PER_CALL,
     WINDOW_SECONDS,
     aggregate_windows,
     aggregate_windows_native,
 )
-from clickstream_spark.schema import METRICS_SCHEMA
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 COUNTRIES = [
@@ -98,44 +94,49 @@ def timed(df: DataFrame) -> float:
 
 def check_same(a: DataFrame, b: DataFrame) -> int:
     """Both results hold the same groups and numbers: counts exact, doubles within 1e-9."""
-    key = ("window", "window_start", "url", "country")
+    key = ("window", *GROUP_COLUMNS)
     ra = {tuple(r[k] for k in key): r for r in a.collect()}
     rb = {tuple(r[k] for k in key): r for r in b.collect()}
     assert ra.keys() == rb.keys(), f"group sets differ: {len(ra)} vs {len(rb)}"
     for k, x in ra.items():
         y = rb[k]
-        for f in METRICS_SCHEMA.fields[4:]:
-            u, v = x[f.name], y[f.name]
-            if f.name in ("clicks", "unique_users") or u is None or v is None:
-                assert u == v, (k, f.name, u, v)
+        for name in METRIC_COLUMNS:
+            u, v = x[name], y[name]
+            if name in ("clicks", "unique_users") or u is None or v is None:
+                assert u == v, (k, name, u, v)
             else:
-                assert math.isclose(u, v, rel_tol=1e-9), (k, f.name, u, v)
+                assert math.isclose(u, v, rel_tol=1e-9), (k, name, u, v)
     return len(ra)
+
+
+def local_session(driver_memory: str, shuffle_partitions: int) -> SparkSession:
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("bench-aggregate")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("WARN")
+    return session
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--window", choices=sorted(WINDOW_SECONDS), default="hour")
+    parser.add_argument("--window", dest="kind", choices=sorted(WINDOW_SECONDS), default="hour")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-rows-per-call", type=int, default=DEFAULT_MAX_ROWS_PER_CALL)
     parser.add_argument("--shuffle-partitions", type=int, default=4)
     parser.add_argument("--driver-memory", default="8g")
     args = parser.parse_args()
 
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName("bench-aggregate")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", args.driver_memory)
-        .config("spark.sql.shuffle.partitions", str(args.shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("WARN")
+    spark = local_session(args.driver_memory, args.shuffle_partitions)
     with tempfile.TemporaryDirectory(prefix="bench-aggregate-") as tmp:
         t0 = time.perf_counter()
         path = f"{tmp}/events.parquet"
@@ -145,16 +146,16 @@ def main() -> None:
         print(f"built and cached {rows:,} events in {time.perf_counter() - t0:.1f} s")
 
         # Every complete window of the period; the last 30 min past it are look-ahead only.
-        size = WINDOW_SECONDS[args.window]
+        size = WINDOW_SECONDS[args.kind]
         starts = [START + timedelta(seconds=i * size) for i in range(args.days * 86400 // size)]
         runs = {
             "pandas_udf": lambda: aggregate_windows(
-                events, args.window, starts, rows=rows, max_rows_per_call=args.max_rows_per_call
+                events, args.kind, starts, rows=rows, max_rows_per_call=args.max_rows_per_call
             ),
-            "native": lambda: aggregate_windows_native(events, args.window, starts),
+            "native": lambda: aggregate_windows_native(events, args.kind, starts),
         }
         groups = check_same(runs["pandas_udf"](), runs["native"]())  # also warms up both
-        print(f"{args.window} windows: {len(starts)}, result rows: {groups:,} (identical)")
+        print(f"{args.kind} windows: {len(starts)}, result rows: {groups:,} (identical)")
         times: dict[str, list[float]] = {name: [] for name in runs}
         for i in range(args.repeats):
             for name in runs if i % 2 == 0 else reversed(runs):

@@ -1,6 +1,6 @@
 """The sink's ceiling for bench/ingest.py: a Spark batch write of already-parsed events.
 
-Launched by bench/ingest.py through ./spark-submit.sh (same SPARK_CONF_DIR, packages and
+Launched by ``python -m bench.ingest`` through ./spark-submit.sh (same SPARK_CONF_DIR, packages and
 connector settings as jobs/stream.py); not meant to be run by hand, but it can be:
 
     CLICKSTREAM_KAFKA_TOPIC=t ./spark-submit.sh --master local[2] bench/ingest_ceiling.py \
@@ -19,14 +19,14 @@ import logging
 import sys
 import time
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from clickstream_spark.cli import configure_logging
-from clickstream_spark.config import load_config
+from clickstream_spark.config import Config, load_config
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.ingest.batch import EVENTS_TABLE
 from clickstream_spark.ingest.parse import parse_kafka, valid_events
 from clickstream_spark.session import stream_conf
+from clickstream_spark.tables import CASSANDRA_FORMAT, EVENTS_TABLE
 
 log = logging.getLogger("bench.ceiling")
 RESULT_PREFIX = "CEILING_RESULT "
@@ -45,15 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         .getOrCreate()
     )
     try:
-        kafka = (
-            spark.read.format("kafka")
-            .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
-            .option("subscribe", config.kafka.topic)
-            .option("startingOffsets", "earliest")
-            .option("endingOffsets", "latest")
-            .load()
-        )
-        rows = to_table_rows(valid_events(parse_kafka(kafka))).cache()
+        rows = to_table_rows(valid_events(parse_kafka(_whole_topic(spark, config)))).cache()
         started = time.perf_counter()
         count = rows.count()
         materialise_s = time.perf_counter() - started
@@ -62,22 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()
         ]
         log.info("materialised %d rows in %.1fs (cache %s)", count, materialise_s, storage)
-        writes = []
-        for i in range(args.repeats):
-            started = time.perf_counter()
-            (
-                rows.write.format("org.apache.spark.sql.cassandra")
-                .options(keyspace=args.keyspace, table=EVENTS_TABLE)
-                .mode("append")
-                .save()
-            )
-            writes.append(time.perf_counter() - started)
-            log.info("write %d: %d rows in %.1fs: %.0f rows/s", i, count, writes[-1],
-                     count / writes[-1])  # fmt: skip
         result = {
             "rows": count,
             "materialise_s": materialise_s,
-            "write_s": writes,
+            "write_s": _timed_writes(rows, count, args.keyspace, args.repeats),
             "cache_mem_bytes": sum(m for m, _ in storage),
             "cache_disk_bytes": sum(d for _, d in storage),
             "partitions": rows.rdd.getNumPartitions(),
@@ -86,6 +66,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         spark.stop()
+
+
+def _whole_topic(spark: SparkSession, config: Config) -> DataFrame:
+    return (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
+        .option("subscribe", config.kafka.topic)
+        .option("startingOffsets", "earliest")
+        .option("endingOffsets", "latest")
+        .load()
+    )
+
+
+def _timed_writes(rows: DataFrame, count: int, keyspace: str, repeats: int) -> list[float]:
+    """Seconds of each write of the cached rows into ``keyspace``'s events table."""
+    writes = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        (
+            rows.write.format(CASSANDRA_FORMAT)
+            .options(keyspace=keyspace, table=EVENTS_TABLE)
+            .mode("append")
+            .save()
+        )
+        writes.append(time.perf_counter() - started)
+        log.info("write %d: %d rows in %.1fs: %.0f rows/s", i, count, writes[-1],
+                 count / writes[-1])  # fmt: skip
+    return writes
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     .venv/bin/python bench/parse.py --events 50000 --repeats 9
 
 Both variants classify the same generated messages into the same Arrow batch
-(``clickstream_spark.ingest.parse.classify_batch``); the exact variant forces every message through
+(``ingest.contract.classify_batch``); the exact variant forces every message through
 ``_exact_row`` (the json-with-hooks path every message took before the fast path existed).
 Single-threaded, no Spark: it isolates the Python cost that a Spark Python worker pays per
 message. Prints the median µs/message of each and, last, ``exact/fast: X.XX``.
@@ -21,7 +21,7 @@ from unittest import mock
 
 import pyarrow as pa
 
-from clickstream_spark.ingest import parse
+from clickstream_spark.ingest import contract
 from clickstream_spark.tools.generate import generate_messages
 
 
@@ -55,13 +55,13 @@ def main() -> None:
         ],
         type=pa.binary(),
     )
-    fast = median_us_per_message(lambda: parse.classify_batch(values), len(values), args.repeats)
-    with mock.patch.object(parse, "_fast_row", lambda _value: None):
-        exact_batch = parse.classify_batch(values)
+    fast = median_us_per_message(lambda: contract.classify_batch(values), len(values), args.repeats)
+    with mock.patch.object(contract, "_fast_row", lambda _value: None):
+        exact_batch = contract.classify_batch(values)
         exact = median_us_per_message(
-            lambda: parse.classify_batch(values), len(values), args.repeats
+            lambda: contract.classify_batch(values), len(values), args.repeats
         )
-    assert exact_batch.equals(parse.classify_batch(values)), "the two paths disagree"
+    assert exact_batch.equals(contract.classify_batch(values)), "the two paths disagree"
 
     print(f"{len(values):,} messages, {args.bad_fraction:.0%} bad, median of {args.repeats}")
     print(f"fast path + exact fallback: {fast:6.2f} µs/message ({1e6 / fast:,.0f}/s on one core)")

@@ -17,15 +17,19 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 
 from clickstream_spark.cli import configure_logging
 from clickstream_spark.config import load_config, with_overrides
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.ingest.batch import EVENTS_TABLE, BatchReport, kafka_source, observed
+from clickstream_spark.ingest.batch import BatchSummary
 from clickstream_spark.ingest.parse import parse_kafka, valid_events
+from clickstream_spark.ingest.query import observed
+from clickstream_spark.ingest.source import kafka_source
 from clickstream_spark.session import stream_conf
+from clickstream_spark.tables import CASSANDRA_FORMAT, EVENTS_TABLE
 
 log = logging.getLogger("bench.bare")
 
@@ -44,20 +48,36 @@ def main(argv: list[str] | None = None) -> int:
         .config(map=stream_conf(config))
         .getOrCreate()
     )
-    keyspace = config.cassandra.keyspace
+    try:
+        query = (
+            parse_kafka(kafka_source(spark, config), oversized_raw=False)
+            .writeStream.queryName("bare")
+            .option("checkpointLocation", config.resolve_path(config.stream.checkpoint))
+            .foreachBatch(_writer(config.cassandra.keyspace, args.sink))
+            .trigger(availableNow=True)
+            .start()
+        )
+        log.info("query %s started (id %s)", query.name, query.id)
+        query.awaitTermination()
+        log.info("query %s finished", query.name)
+        return 0
+    finally:
+        spark.stop()
+
+
+def _writer(keyspace: str, sink: str) -> Callable[[DataFrame, int], None]:
+    """The micro-batch function: valid events to ``sink``, one line with the batch's counts."""
 
     def write(parsed: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         counts = Observation(f"bare{batch_id}")
         rows = to_table_rows(valid_events(observed(parsed, counts))).write.mode("append")
-        if args.sink == "noop":
+        if sink == "noop":
             rows.format("noop").save()
         else:
-            rows.format("org.apache.spark.sql.cassandra").options(
-                keyspace=keyspace, table=EVENTS_TABLE
-            ).save()
+            rows.format(CASSANDRA_FORMAT).options(keyspace=keyspace, table=EVENTS_TABLE).save()
         seen = counts.get
-        report = BatchReport(
+        report = BatchSummary(
             batch_id=batch_id,
             offsets={},
             rows=seen["rows"],
@@ -68,21 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         log.info("%s %s", "bare", report.line())
 
-    try:
-        query = (
-            parse_kafka(kafka_source(spark, config), oversized_raw=False)
-            .writeStream.queryName("bare")
-            .option("checkpointLocation", config.resolve_path(config.stream.checkpoint))
-            .foreachBatch(write)
-            .trigger(availableNow=True)
-            .start()
-        )
-        log.info("query %s started (id %s)", query.name, query.id)
-        query.awaitTermination()
-        log.info("query %s finished", query.name)
-        return 0
-    finally:
-        spark.stop()
+    return write
 
 
 if __name__ == "__main__":

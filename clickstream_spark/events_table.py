@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from clickstream_spark.schema import EVENT_BUCKETS, EVENT_SCHEMA, EVENTS_TABLE_SCHEMA
+from clickstream_spark.schema import EVENT_BUCKETS, EVENT_SCHEMA, OPTIONAL_FIELDS
 
 
 def bucket_of(row_key: Column) -> Column:
@@ -22,11 +22,7 @@ def to_table_rows(events: DataFrame) -> DataFrame:
         F.col("user_id"),
         F.col("timestamp").alias("ts"),
         F.col("url"),
-        F.col("country"),
-        F.col("city"),
-        F.col("browser"),
-        F.col("os"),
-        F.col("device"),
+        *(F.col(name) for name in OPTIONAL_FIELDS),
     )
 
 
@@ -40,4 +36,4 @@ def from_table_rows(rows: DataFrame) -> DataFrame:
     )
 
 
-__all__ = ["EVENTS_TABLE_SCHEMA", "bucket_of", "from_table_rows", "to_table_rows"]
+__all__ = ["bucket_of", "from_table_rows", "to_table_rows"]

@@ -70,6 +70,16 @@ QUARANTINE_SCHEMA = StructType(
     ]
 )
 
+# Row of clickstream.changed_windows: a window (hour | day) a micro-batch wrote events of.
+CHANGED_WINDOWS_SCHEMA = StructType(
+    [
+        StructField("window", StringType(), False),
+        StructField("window_start", TimestampType(), False),
+        StructField("changed_at", TimestampType(), False),
+        StructField("batch_id", LongType(), False),
+    ]
+)
+
 # Row of the Kafka source as Structured Streaming reads it (the columns the parser uses).
 KAFKA_SOURCE_SCHEMA = StructType(
     [
@@ -82,8 +92,9 @@ KAFKA_SOURCE_SCHEMA = StructType(
     ]
 )
 
-# parse.parse_kafka output: one row per Kafka message. The event columns (EVENT_SCHEMA order) are
-# set when reason is null; reason, raw_value, raw_encoding when it is not (see parse.Reason).
+# ingest.parse.parse_kafka output: one row per Kafka message. The event columns (EVENT_SCHEMA
+# order) are set when reason is null; reason, raw_value, raw_encoding when it is not (see
+# ingest.contract.Verdict).
 PARSED_SCHEMA = StructType(
     [
         *(StructField(f.name, f.dataType, True) for f in EVENT_SCHEMA.fields),
@@ -114,6 +125,8 @@ METRICS_SCHEMA = StructType(
 )
 
 __all__ = [
+    "CHANGED_WINDOWS_SCHEMA",
+    "EPOCH",
     "EVENTS_TABLE_SCHEMA",
     "EVENT_BUCKETS",
     "EVENT_FIELDS",

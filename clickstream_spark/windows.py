@@ -4,35 +4,44 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
-
-from clickstream_spark.aggregate.pandas_metrics import MAX_GAP_S
 
 WindowKind = Literal["hour", "day"]
 WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day")
 WINDOW_LENGTH = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
 
-# An event defines the time on page of its user's previous event when that one lies at most this
-# far before it: a window's results depend on the events up to this long after its end (read as
-# its look-ahead), and a new event can change the window holding the moment this long before it.
+# The time on page of an event is the gap to its user's next event when that gap is at most this
+# long; a longer gap is an exit. The same 30 minutes end a visit in the generator.
+MAX_GAP_S = 1800
+# So a window's results depend on the events up to this long after its end (read as its
+# look-ahead), and a new event can change the window holding the instant this long before it.
 LOOK_AHEAD = dt.timedelta(seconds=MAX_GAP_S)
 
 
-def window_start(kind: WindowKind, moment: dt.datetime) -> dt.datetime:
-    """Start of the UTC window of ``kind`` holding ``moment`` (naive UTC in and out)."""
+class Window(NamedTuple):
+    """One aggregation window: its kind and its start (naive UTC)."""
+
+    kind: WindowKind
+    start: dt.datetime
+
+
+def window_start(kind: WindowKind, timestamp: dt.datetime) -> dt.datetime:
+    """Start of the UTC window of ``kind`` holding ``timestamp`` (naive UTC in and out)."""
     if kind == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
+        return timestamp.replace(minute=0, second=0, microsecond=0)
     if kind == "day":
-        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        return timestamp.replace(hour=0, minute=0, second=0, microsecond=0)
     raise ValueError(f"unknown window kind {kind!r}: expected one of {WINDOW_KINDS}")
 
 
-def window_starts(kind: WindowKind, first: dt.datetime, last: dt.datetime) -> Iterator[dt.datetime]:
-    """Every window start from the window holding ``first`` to the one holding ``last``."""
-    current, end = window_start(kind, first), window_start(kind, last)
+def window_starts(
+    kind: WindowKind, earliest: dt.datetime, latest: dt.datetime
+) -> Iterator[dt.datetime]:
+    """Every window start from the window holding ``earliest`` to the one holding ``latest``."""
+    current, end = window_start(kind, earliest), window_start(kind, latest)
     while current <= end:
         yield current
         current += WINDOW_LENGTH[kind]
@@ -53,7 +62,7 @@ def hours_to_read(
 def touched_hours(timestamp: Column, max_gap_seconds: int = MAX_GAP_S) -> Column:
     """Aggregate: the UTC hour starts whose windows events at ``timestamp`` can change.
 
-    That is each event's own hour and the hour holding the moment ``max_gap_seconds`` before it
+    That is each event's own hour and the hour holding the instant ``max_gap_seconds`` before it
     (the user's previous event, whose time on page the new event may define); null timestamps
     touch nothing. A day window changes exactly when one of its hours does:
     :func:`windows_of_hours` turns the hours into the hour and day windows. One aggregate, so
@@ -64,11 +73,13 @@ def touched_hours(timestamp: Column, max_gap_seconds: int = MAX_GAP_S) -> Column
     return F.array_distinct(F.flatten(F.collect_set(F.when(timestamp.isNotNull(), both))))
 
 
-def windows_of_hours(hours: Iterable[dt.datetime]) -> list[tuple[WindowKind, dt.datetime]]:
+def windows_of_hours(hours: Iterable[dt.datetime]) -> list[Window]:
     """The hour windows starting at ``hours`` and the day windows holding them, each once."""
-    starts = set(hours)
-    days = {window_start("day", hour) for hour in starts}
-    return [("hour", hour) for hour in sorted(starts)] + [("day", day) for day in sorted(days)]
+    hour_starts = set(hours)
+    day_starts = {window_start("day", hour) for hour in hour_starts}
+    return [Window("hour", start) for start in sorted(hour_starts)] + [
+        Window("day", start) for start in sorted(day_starts)
+    ]
 
 
 def parse_window_start(kind: WindowKind, text: str) -> dt.datetime:
@@ -91,10 +102,10 @@ def requested_windows(
     kind: WindowKind | None,
     date: str | None = None,
     hour: str | None = None,
-    first: str | None = None,
-    last: str | None = None,
+    range_from: str | None = None,
+    range_to: str | None = None,
 ) -> tuple[WindowKind, list[dt.datetime]] | None:
-    """The windows the command line asks for, or None for an incremental run.
+    """(kind, starts) of the windows the command line asks for, or None for an incremental run.
 
     ``--date D`` is the day D (with ``--window hour``: its 24 hours); ``--hour H`` one hour;
     ``--from A --to B`` every window from A to B, both inclusive.
@@ -108,18 +119,19 @@ def requested_windows(
         if kind == "day":
             raise ValueError("--hour names an hour window; it cannot be used with --window day")
         return "hour", [parse_window_start("hour", hour)]
-    if first is None and last is None:
+    if range_from is None and range_to is None:
         return None
-    if first is None or last is None:
+    if range_from is None or range_to is None:
         raise ValueError("--from and --to go together")
-    inferred = kind_of(first)
-    if kind_of(last) != inferred:
+    inferred = kind_of(range_from)
+    if kind_of(range_to) != inferred:
         raise ValueError(
             "--from and --to must both be dates (YYYY-MM-DD) or both hours (YYYY-MM-DDTHH)"
         )
     if kind is not None and kind != inferred:
         raise ValueError(f"--window {kind} does not match --from/--to given as {inferred}s")
-    start, end = parse_window_start(inferred, first), parse_window_start(inferred, last)
-    if end < start:
-        raise ValueError(f"--to {last} is before --from {first}")
-    return inferred, list(window_starts(inferred, start, end))
+    earliest = parse_window_start(inferred, range_from)
+    latest = parse_window_start(inferred, range_to)
+    if latest < earliest:
+        raise ValueError(f"--to {range_to} is before --from {range_from}")
+    return inferred, list(window_starts(inferred, earliest, latest))

@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 
-from elasticsearch import Elasticsearch
 from pyspark.sql import SparkSession
 
 from clickstream_spark.aggregate.run import run_aggregation
@@ -23,6 +22,7 @@ from clickstream_spark.cli import (
     load_or_exit,
     one_line,
 )
+from clickstream_spark.elastic import es_client
 from clickstream_spark.session import session_conf
 from clickstream_spark.windows import WINDOW_KINDS, requested_windows
 
@@ -45,21 +45,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ),
     )
     add_config_argument(parser)
-    parser.add_argument("--window", choices=WINDOW_KINDS, help="window kind (default: both)")
+    parser.add_argument(
+        "--window", dest="kind", choices=WINDOW_KINDS, help="window kind (default: both)"
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--date", metavar="YYYY-MM-DD", help="one day (its 24 hours with --window hour)"
     )
     which.add_argument("--hour", metavar="YYYY-MM-DDTHH", help="one hour")
     which.add_argument(
-        "--from", dest="first", metavar="START", help="backfill from this day or hour"
+        "--from", dest="range_from", metavar="START", help="backfill from this day or hour"
     )
     parser.add_argument(
-        "--to", dest="last", metavar="END", help="backfill to this day or hour (inclusive)"
+        "--to", dest="range_to", metavar="END", help="backfill to this day or hour (inclusive)"
     )
     args = parser.parse_args(argv)
     try:
-        args.request = requested_windows(args.window, args.date, args.hour, args.first, args.last)
+        args.request = requested_windows(
+            args.kind, args.date, args.hour, args.range_from, args.range_to
+        )
     except ValueError as exc:
         parser.error(str(exc))
     args.parser = parser
@@ -71,28 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     config = load_or_exit(args.parser, args.config)
     if args.request is not None:
-        plans = [args.request]
+        runs = [args.request]
     else:
-        plans = [(kind, None) for kind in ([args.window] if args.window else WINDOW_KINDS)]
+        runs = [(kind, None) for kind in ([args.kind] if args.kind else WINDOW_KINDS)]
 
     spark = (
         SparkSession.builder.appName("clickstream-aggregate")
         .config(map=session_conf(config))
         .getOrCreate()
     )
-    es = Elasticsearch(
-        config.elasticsearch.url,
-        basic_auth=(
-            (config.elasticsearch.username, config.elasticsearch.password or "")
-            if config.elasticsearch.username
-            else None
-        ),
-        request_timeout=60,
-    )
+    es = es_client(config.elasticsearch)
     try:
-        for kind, starts in plans:
-            report = run_aggregation(spark, es, config, kind, starts)
-            print(report.summary(), flush=True)
+        for kind, starts in runs:
+            summary = run_aggregation(spark, es, config, kind, starts)
+            print(summary.text(), flush=True)
         print(f"published to Elasticsearch alias {config.elasticsearch.index}", flush=True)
         return 0
     except Exception as exc:  # any failure ends the job with one clear line

@@ -21,7 +21,7 @@ from clickstream_spark.cli import (
     one_line,
 )
 from clickstream_spark.config import ConfigError, with_overrides
-from clickstream_spark.ingest.batch import start_ingest
+from clickstream_spark.ingest.query import start_ingest
 from clickstream_spark.session import stream_conf
 
 log = logging.getLogger("clickstream.stream")

@@ -1,7 +1,8 @@
 """Plain-Python reference of the window metrics: loops, dicts and sorted lists only.
 
 Written from the metric definitions, independently of the pandas metric functions and of
-pandas/numpy, so that it can serve as the oracle for both Spark implementations.
+pandas/numpy, so that it can serve as the oracle for both Spark implementations; for the same
+reason it states the 30-minute gap and the country rule itself instead of importing them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 MAX_GAP = timedelta(seconds=1800)
 
 
-def window_of(ts: datetime, window: str) -> datetime:
+def window_of(ts: datetime, kind: str) -> datetime:
     """Start of the UTC hour or day holding ``ts``."""
     ts = ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
-    if window == "hour":
+    if kind == "hour":
         return ts.replace(minute=0, second=0, microsecond=0)
     return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -31,15 +32,13 @@ def linear_quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def reference_metrics(
-    events: Iterable[dict], window: str, starts: Iterable[datetime]
-) -> list[tuple]:
+def reference_metrics(events: Iterable[dict], kind: str, starts: Iterable[datetime]) -> list[tuple]:
     """Rows (window, window_start, url, country, clicks, unique_users, avg, median, p90,
     coverage) for the events of the given windows; other events only serve as next events.
 
     ``window_start`` is tz-aware UTC (Spark converts aware datetimes without the local zone).
     """
-    wanted = {window_of(s, window) for s in starts}
+    wanted = {window_of(start, kind) for start in starts}
     by_user: dict[str, list[dict]] = defaultdict(list)
     for e in events:
         by_user[e["user_id"]].append(e)
@@ -48,33 +47,33 @@ def reference_metrics(
     for user_events in by_user.values():
         user_events.sort(key=lambda e: (e["timestamp"], e["row_key"]))
         for i, e in enumerate(user_events):
-            start = window_of(e["timestamp"], window)
+            start = window_of(e["timestamp"], kind)
             if start not in wanted:
                 continue
-            top = None
+            on_page = None
             if i + 1 < len(user_events):
                 gap = user_events[i + 1]["timestamp"] - e["timestamp"]
                 if gap <= MAX_GAP:
-                    top = gap.total_seconds()
+                    on_page = gap.total_seconds()
             country = e["country"] or "unknown"
             g = groups.setdefault(
-                (start, e["url"], country), {"clicks": 0, "users": set(), "tops": []}
+                (start, e["url"], country), {"clicks": 0, "users": set(), "on_page": []}
             )
             g["clicks"] += 1
             g["users"].add(e["user_id"])
-            if top is not None:
-                g["tops"].append(top)
+            if on_page is not None:
+                g["on_page"].append(on_page)
 
     rows = []
     for (start, url, country), g in sorted(groups.items()):
-        tops = sorted(g["tops"])
+        on_page = sorted(g["on_page"])
         stats = (
-            (statistics.fmean(tops), statistics.median(tops), linear_quantile(tops, 0.9))
-            if tops
+            (statistics.fmean(on_page), statistics.median(on_page), linear_quantile(on_page, 0.9))
+            if on_page
             else (None, None, None)
         )
         rows.append(
-            (window, start, url, country, g["clicks"], len(g["users"]), *stats,
-             len(tops) / g["clicks"])
+            (kind, start, url, country, g["clicks"], len(g["users"]), *stats,
+             len(on_page) / g["clicks"])
         )  # fmt: skip
     return rows

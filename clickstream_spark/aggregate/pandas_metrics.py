@@ -1,19 +1,17 @@
 """Per-URL/country engagement metrics as plain pandas functions (no Spark).
 
-These are the bodies of the ``applyInPandas`` calls in :mod:`clickstream_spark.aggregate.plan`, kept
-free of Spark so they can be unit-tested on tiny frames. Each call receives MANY users or MANY
-(window, url, country) groups at once, so everything here is vectorised over the whole frame
+The bodies of the ``applyInPandas`` calls of :mod:`clickstream_spark.aggregate.plan`. A call
+receives MANY users or MANY groups at once, so everything is vectorised over the whole frame
 (factorize + sort + bincount); nothing loops in Python per user or per group.
 
-The metrics are computed in two mergeable steps so that no call needs all events of a group:
-:func:`partial_counts` reduces any user-complete share of a group's events to value counts of its
-time on page (plus its distinct users); summed over calls, those counts hold at most one row per
-distinct time on page, and :func:`summarise_counts` computes exact metrics from them (the
-quantiles through cumulative counts, bit-identical to ``np.percentile`` of the expanded values).
-:func:`summarise` chains both on one frame.
+Two mergeable steps, so that no call needs all events of a group: :func:`partial_counts` reduces
+a user-complete share of a group's events to value counts of their time on page;
+:func:`summarise_counts` computes exact metrics from the summed counts. :func:`summarise` chains
+both on one frame.
 
-Timestamps may be ``datetime64`` (tests, ad-hoc use) or integer epoch microseconds (the Spark path
-passes ``unix_micros`` longs so that no time-zone conversion happens on the way to pandas).
+A group is (window_start, url, country), its keys taken as given: the plan has already applied
+the country rule (:func:`clickstream_spark.aggregate.plan.country_or_unknown`). Timestamps may be
+``datetime64`` or integer epoch microseconds (what the Spark path passes: no time-zone conversion).
 """
 
 from __future__ import annotations
@@ -21,27 +19,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# A gap longer than this to the same user's next event is an exit: no time on page.
-MAX_GAP_S = 1800
+from clickstream_spark.schema import METRICS_SCHEMA
+from clickstream_spark.windows import MAX_GAP_S
+
 MAX_GAP_US = MAX_GAP_S * 1_000_000
-UNKNOWN_COUNTRY = "unknown"
 TIME_ON_PAGE = "time_on_page_s"
 
-# Output columns of :func:`summarise`, in METRICS_SCHEMA order (without ``window``).
-SUMMARY_COLUMNS = (
-    "window_start",
-    "url",
-    "country",
-    "clicks",
-    "unique_users",
-    "avg_time_on_page_s",
-    "median_time_on_page_s",
-    "p90_time_on_page_s",
-    "time_on_page_coverage",
+# A group: one window of the kind being computed, one URL, one country.
+GROUP_COLUMNS = ("window_start", "url", "country")
+# The metrics of a group, in METRICS_SCHEMA order.
+METRIC_COLUMNS = tuple(
+    name for name in METRICS_SCHEMA.fieldNames() if name not in ("window", *GROUP_COLUMNS)
 )
-# Columns of :func:`partial_counts` and of :func:`summarise_counts`' input: a group's events as
-# value counts of their time on page (NaN = undefined), plus its distinct users (see below).
-COUNT_COLUMNS = ("window_start", "url", "country", TIME_ON_PAGE, "events", "users")
+# Output columns of :func:`summarise` (METRICS_SCHEMA without ``window``: the plan adds it).
+SUMMARY_COLUMNS = (*GROUP_COLUMNS, *METRIC_COLUMNS)
+# Columns of :func:`partial_counts` and of :func:`summarise_counts`' input.
+COUNT_COLUMNS = (*GROUP_COLUMNS, TIME_ON_PAGE, "events", "users")
 
 
 def to_epoch_micros(ts: pd.Series) -> np.ndarray:
@@ -53,19 +46,13 @@ def to_epoch_micros(ts: pd.Series) -> np.ndarray:
     return ts.to_numpy(dtype=np.int64)
 
 
-def normalise_country(country: pd.Series) -> pd.Series:
-    """Null or empty country -> ``"unknown"`` (the metric groups them together)."""
-    return country.where(country.notna() & (country != ""), UNKNOWN_COUNTRY)
-
-
 def time_on_page(events: pd.DataFrame, timestamp: str = "timestamp") -> pd.Series:
     """Time on page (seconds, float) of every event; NaN where undefined (an exit).
 
-    It is the gap to the same user's next event, users' events ordered by (timestamp, row_key),
-    when that gap is <= 1800 s. Equal timestamps give a gap of 0 to the next by ``row_key``.
-    ``events`` needs ``user_id``, ``row_key`` and ``timestamp``; it must hold ALL of each user's
-    events in the window and its 30-minute look-ahead (a user-hash bucket does). The result is
-    aligned with ``events.index``.
+    The gap to the same user's next event, users' events ordered by (timestamp, row_key), when
+    that gap is at most ``MAX_GAP_S``. ``events`` needs ``user_id``, ``row_key`` and
+    ``timestamp`` and must hold ALL of each user's events in the window and its look-ahead (a
+    user-hash bucket does). The result is aligned with ``events.index``.
     """
     n = len(events)
     if n == 0:
@@ -73,56 +60,54 @@ def time_on_page(events: pd.DataFrame, timestamp: str = "timestamp") -> pd.Serie
     ts = to_epoch_micros(events[timestamp])
     user, _ = pd.factorize(events["user_id"])
     order = np.lexsort((ts, user))
-    s_user, s_ts = user[order], ts[order]
-    ties = (s_user[1:] == s_user[:-1]) & (s_ts[1:] == s_ts[:-1])
+    sorted_user, sorted_ts = user[order], ts[order]
+    ties = (sorted_user[1:] == sorted_user[:-1]) & (sorted_ts[1:] == sorted_ts[:-1])
     if ties.any():
-        # Only rows sharing (user, timestamp) need row_key order; sorting the strings of those
-        # few rows instead of all of them keeps the common case at one integer lexsort.
+        # Only rows sharing (user, timestamp) need row_key order: ranking those few strings keeps
+        # the common case at one integer lexsort.
         tied = np.zeros(n, dtype=bool)
         tied[1:] |= ties
         tied[:-1] |= ties
         tied_rows = order[tied]
-        rk_rank = np.zeros(n, dtype=np.int64)
+        row_key_rank = np.zeros(n, dtype=np.int64)
         keys = events["row_key"].to_numpy()[tied_rows]
-        rk_rank[tied_rows] = np.argsort(np.argsort(keys, kind="stable"), kind="stable")
-        order = np.lexsort((rk_rank, ts, user))
-        s_user, s_ts = user[order], ts[order]
+        row_key_rank[tied_rows] = np.argsort(np.argsort(keys, kind="stable"), kind="stable")
+        order = np.lexsort((row_key_rank, ts, user))
+        sorted_user, sorted_ts = user[order], ts[order]
     gap_us = np.empty(n, dtype=np.int64)
-    gap_us[:-1] = s_ts[1:] - s_ts[:-1]
+    gap_us[:-1] = sorted_ts[1:] - sorted_ts[:-1]
     gap_us[-1] = MAX_GAP_US + 1
     has_next = np.zeros(n, dtype=bool)
-    has_next[:-1] = s_user[1:] == s_user[:-1]
+    has_next[:-1] = sorted_user[1:] == sorted_user[:-1]
     defined = has_next & (gap_us <= MAX_GAP_US)
     # int micros / 1e6 is the correctly rounded quotient, the same double Spark computes.
-    top_sorted = np.where(defined, gap_us / 1e6, np.nan)
-    top = np.empty(n, dtype=np.float64)
-    top[order] = top_sorted
-    return pd.Series(top, index=events.index, name=TIME_ON_PAGE)
+    seconds_sorted = np.where(defined, gap_us / 1e6, np.nan)
+    seconds = np.empty(n, dtype=np.float64)
+    seconds[order] = seconds_sorted
+    return pd.Series(seconds, index=events.index, name=TIME_ON_PAGE)
 
 
 def partial_counts(events: pd.DataFrame) -> pd.DataFrame:
-    """Mergeable partial metrics per (window_start, url, country): value counts of time on page.
+    """Mergeable partial metrics per group: value counts of the time on page.
 
-    Same input as :func:`summarise`, but a group's events may be split over several calls, provided
-    that each user's events of the group are all in one call (then the calls' user sets are
-    disjoint and distinct users simply add up). Returns :data:`COUNT_COLUMNS`:
+    Same input as :func:`summarise`; a group's events may be split over several calls provided
+    each user's events of the group are all in one call (then distinct users add up over calls).
+    Returns :data:`COUNT_COLUMNS`:
 
     * one row per (group, defined time on page): ``events`` = how many events have it, ``users`` 0;
     * one row per group with ``time_on_page_s`` NaN: ``events`` = events with an undefined time on
       page (possibly 0), ``users`` = the group's distinct users in this call.
 
-    Summing ``events`` and ``users`` per (group, time_on_page_s) over all calls merges the
-    partials; :func:`summarise_counts` turns the result into the metrics.
+    Summing ``events`` and ``users`` per (group, time_on_page_s) over all calls merges the partials.
     """
-    country = normalise_country(events["country"])
-    group, keys = _groups(events["window_start"], events["url"], country)
+    group, keys = _groups(events["window_start"], events["url"], events["country"])
     n_groups = len(keys["url"])
     clicks = np.bincount(group, minlength=n_groups)
     users = _distinct_per_group(group, events["user_id"], n_groups)
-    top = events[TIME_ON_PAGE].to_numpy(dtype=np.float64)
-    defined = ~np.isnan(top)
+    on_page = events[TIME_ON_PAGE].to_numpy(dtype=np.float64)
+    defined = ~np.isnan(on_page)
     undefined = clicks - np.bincount(group[defined], minlength=n_groups)
-    run_group, run_value, run_events = _value_runs(group[defined], top[defined])
+    run_group, run_value, run_events = _value_runs(group[defined], on_page[defined])
     row_group = np.concatenate((np.arange(n_groups), run_group))
     return pd.DataFrame(
         {
@@ -138,13 +123,11 @@ def summarise_counts(counts: pd.DataFrame) -> pd.DataFrame:
     """Metrics per (window_start, url, country) from the value counts of :func:`partial_counts`.
 
     Rows may repeat a (group, time_on_page_s): their counts add up, so concatenated partials
-    give the same result as merged ones (merging first only shrinks the input: at most one row per
-    distinct time on page and group). Counts are not re-normalised: ``country`` is taken as is.
+    give the same result as merged ones (merging first only shrinks the input).
 
     Median and p90 equal ``np.percentile`` (linear) of the expanded values bit for bit. The mean
-    sums ``value * count`` in ascending value order: independent of the order rows arrive in, and
-    it rounds once per distinct value instead of once per event, so it is as close to
-    ``np.mean`` of the expanded values as a per-event sum, or closer.
+    sums ``value * count`` in ascending value order, so it does not depend on the order rows
+    arrive in, and rounds once per distinct value rather than once per event.
     """
     group, keys = _groups(counts["window_start"], counts["url"], counts["country"])
     n_groups = len(keys["url"])
@@ -188,9 +171,8 @@ def summarise(events: pd.DataFrame) -> pd.DataFrame:
 
     ``events`` needs ``window_start`` (any dtype, passed through), ``url``, ``country``,
     ``user_id`` and ``time_on_page_s`` (NaN = undefined), one row per counted event (look-ahead
-    events excluded). Null or empty country counts as ``"unknown"``. Returns one row per group
-    with :data:`SUMMARY_COLUMNS`; the time-on-page statistics are NaN when no event of the group
-    has a defined time on page. Median and p90 equal ``np.percentile`` (linear interpolation).
+    events excluded). Returns one row per group with :data:`SUMMARY_COLUMNS`; the time-on-page
+    statistics are NaN when no event of the group has one.
 
     The single-call form of the Spark path: :func:`partial_counts` then :func:`summarise_counts`.
     """
@@ -204,11 +186,11 @@ def _groups(
 
     One integer code per group from per-column codes: hashing three small code arrays is much
     cheaper than a pandas groupby over three object columns. ``keys[name][code]`` is the group's
-    value of column ``name``.
+    value of column ``name``; a null key is a value like any other (never silently dropped).
     """
-    ws_code, ws_uniq = pd.factorize(window_start)
-    url_code, url_uniq = pd.factorize(url)
-    cty_code, cty_uniq = pd.factorize(country)
+    ws_code, ws_uniq = pd.factorize(window_start, use_na_sentinel=False)
+    url_code, url_uniq = pd.factorize(url, use_na_sentinel=False)
+    cty_code, cty_uniq = pd.factorize(country, use_na_sentinel=False)
     combined = (ws_code.astype(np.int64) * len(url_uniq) + url_code) * len(cty_uniq) + cty_code
     group, first_rows = _factorize_with_first(combined)
     keys = {
@@ -262,14 +244,10 @@ def _sorted_weighted_quantile(
 ) -> np.ndarray:
     """Quantile ``q`` of each group, its distinct values given with their counts.
 
-    ``values`` are sorted by (group, value); ``cum_counts`` is the running total of their counts
-    over ALL rows, so the expanded array (each value repeated count times) of a group occupies
-    ranks ``base .. base + size - 1`` of the concatenated expanded arrays (``size`` >= 1).
-
-    Reproduces ``np.percentile(expanded, 100*q)`` (method "linear") bit for bit: the same
-    virtual index ``(size-1)*q``, the values at its two neighbouring ranks (found through the
-    cumulative counts instead of by expanding), and numpy's two-sided lerp
-    (``b - (b-a)*(1-t)`` when ``t >= 0.5``).
+    ``values`` are sorted by (group, value) and ``cum_counts`` is the running total of their counts,
+    so a group's expanded values (each repeated count times) hold ranks ``base .. base + size - 1``.
+    Bit for bit ``np.percentile(expanded, 100*q)`` (method "linear"): the same virtual index, its
+    two neighbouring ranks found through the cumulative counts, and numpy's two-sided lerp.
     """
     virtual = (sizes - 1) * q
     lo = np.floor(virtual).astype(np.int64)
@@ -287,11 +265,11 @@ def _sorted_weighted_quantile(
 
 __all__ = [
     "COUNT_COLUMNS",
-    "MAX_GAP_S",
+    "GROUP_COLUMNS",
+    "MAX_GAP_US",
+    "METRIC_COLUMNS",
     "SUMMARY_COLUMNS",
     "TIME_ON_PAGE",
-    "UNKNOWN_COUNTRY",
-    "normalise_country",
     "partial_counts",
     "summarise",
     "summarise_counts",

@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 
 from clickstream_spark.config import ElasticsearchConfig
 from clickstream_spark.schema import METRICS_SCHEMA
-from clickstream_spark.windows import WindowKind
+from clickstream_spark.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,6 @@ class PublishError(RuntimeError):
     """The new result could not be published; the alias still serves the previous one."""
 
 
-@dataclass(frozen=True)
-class Window:
-    kind: WindowKind
-    start: dt.datetime  # naive UTC
-
-
 def shelf_of(window: Window) -> str:
     """The concrete-index group a window's documents live in."""
     if window.kind == "hour":
@@ -60,26 +54,20 @@ def shelf_of(window: Window) -> str:
     return f"day-{window.start:%Y.%m}"
 
 
-def shelf_column(window: Column, window_start: Column) -> Column:
-    """:func:`shelf_of` as a Spark expression (must stay in step with it)."""
+def shelf_column(kind: Column, start: Column) -> Column:
+    """:func:`shelf_of` as a Spark expression of a window's kind and start (kept in step)."""
     return F.when(
-        window == F.lit("hour"), F.concat(F.lit("hour-"), F.date_format(window_start, "yyyy.MM.dd"))
-    ).otherwise(F.concat(F.lit("day-"), F.date_format(window_start, "yyyy.MM")))
+        kind == F.lit("hour"), F.concat(F.lit("hour-"), F.date_format(start, "yyyy.MM.dd"))
+    ).otherwise(F.concat(F.lit("day-"), F.date_format(start, "yyyy.MM")))
 
 
 def _iso_utc(timestamp: Column) -> Column:
     return F.date_format(timestamp, "yyyy-MM-dd'T'HH:mm:ss'Z'")
 
 
-def document_id(window: Column, window_start: Column, url: Column, country: Column) -> Column:
+def document_id(kind: Column, start: Column, url: Column, country: Column) -> Column:
     """Deterministic id of a result document: same window and key -> same id, run after run."""
-    key = F.concat_ws(
-        "\u0001",
-        window,
-        _iso_utc(window_start),
-        url,
-        country,
-    )
+    key = F.concat_ws("\u0001", kind, _iso_utc(start), url, country)
     return F.sha2(key, 256).substr(1, 40)
 
 
@@ -178,10 +166,11 @@ class Publisher:
 
 def carried_over(previous: DataFrame, recomputed: Sequence[Window]) -> DataFrame:
     """Documents of the served indices whose windows this run does not recompute."""
-    windows = previous.sparkSession.createDataFrame(
-        [(w.kind, w.start) for w in recomputed], "window string, window_start timestamp"
+    recomputed_keys = previous.sparkSession.createDataFrame(
+        [(window.kind, window.start) for window in recomputed],
+        "window string, window_start timestamp",
     )
-    return previous.join(windows, ["window", "window_start"], "left_anti")
+    return previous.join(recomputed_keys, ["window", "window_start"], "left_anti")
 
 
 def to_documents(metrics: DataFrame, computed_at: dt.datetime) -> DataFrame:
@@ -246,7 +235,7 @@ def read_documents(spark: SparkSession, indices: Iterable[str]) -> DataFrame:
 
 
 @dataclass(frozen=True)
-class PublishReport:
+class PublishResult:
     documents: int  # written by this run, carried-over ones included
     recomputed_documents: int
     indices: dict[str, str]  # shelf -> new concrete index
@@ -259,13 +248,13 @@ def publish(
     metrics: DataFrame,
     recomputed: Sequence[Window],
     computed_at: dt.datetime,
-) -> PublishReport:
+) -> PublishResult:
     """Replace the results of ``recomputed`` windows by ``metrics``, atomically for readers."""
     publisher = Publisher(client, config)
     publisher.check_alias_is_free()
     publisher.remove_orphans()
     served = publisher.served_indices()
-    shelves = {shelf_of(w) for w in recomputed}
+    shelves = {shelf_of(window) for window in recomputed}
     new = publisher.create_indices(shelves, run_suffix())
     try:
         documents = to_documents(metrics, computed_at)
@@ -274,21 +263,7 @@ def publish(
             documents = documents.unionByName(
                 carried_over(read_documents(spark, previous), recomputed)
             )
-        routed = with_routing(documents, new).persist()
-        try:
-            spark.sparkContext.setJobDescription("publish: count documents per index")
-            per_index = routed.groupBy(INDEX_COLUMN, NEW_COLUMN).count().collect()
-            counts: dict[str, int] = {}
-            for row in per_index:
-                counts[row[INDEX_COLUMN]] = counts.get(row[INDEX_COLUMN], 0) + row["count"]
-            recomputed_documents = sum(r["count"] for r in per_index if r[NEW_COLUMN])
-            spark.sparkContext.setJobDescription(
-                f"publish: write {sum(counts.values())} documents to Elasticsearch"
-            )
-            write_documents(routed)
-        finally:
-            routed.unpersist()
-            spark.sparkContext.setJobDescription(None)
+        counts, recomputed_documents = _count_and_write(spark, with_routing(documents, new))
         publisher.verify_counts({index: counts.get(index, 0) for index in new.values()})
         publisher.swap(new, served)
     except Exception as exc:
@@ -299,11 +274,31 @@ def publish(
     except BaseException:  # KeyboardInterrupt, SystemExit: clean up, change nothing else
         _discard_unpublished(publisher, new)
         raise
-    return PublishReport(sum(counts.values()), recomputed_documents, new)
+    return PublishResult(sum(counts.values()), recomputed_documents, new)
+
+
+def _count_and_write(spark: SparkSession, routed: DataFrame) -> tuple[dict[str, int], int]:
+    """Write the routed documents; return the count per concrete index and the recomputed."""
+    routed = routed.persist()
+    try:
+        spark.sparkContext.setJobDescription("publish: count documents per index")
+        per_index = routed.groupBy(INDEX_COLUMN, NEW_COLUMN).count().collect()
+        counts: dict[str, int] = {}
+        for row in per_index:
+            counts[row[INDEX_COLUMN]] = counts.get(row[INDEX_COLUMN], 0) + row["count"]
+        recomputed_documents = sum(r["count"] for r in per_index if r[NEW_COLUMN])
+        spark.sparkContext.setJobDescription(
+            f"publish: write {sum(counts.values())} documents to Elasticsearch"
+        )
+        write_documents(routed)
+    finally:
+        routed.unpersist()
+        spark.sparkContext.setJobDescription(None)
+    return counts, recomputed_documents
 
 
 def not_published(alias: str, recomputed: Sequence[Window]) -> str:
-    kinds = "/".join(sorted({w.kind for w in recomputed}))
+    kinds = "/".join(sorted({window.kind for window in recomputed}))
     return (
         f"{len(recomputed)} {kinds} window(s) not published (the alias {alias} still serves "
         "the previous result; rerun to publish them)"

@@ -9,9 +9,11 @@ from collections import defaultdict
 from elasticsearch import Elasticsearch
 
 from clickstream_spark.config import load_config
+from clickstream_spark.elastic import es_client
+from clickstream_spark.windows import WINDOW_KINDS, WindowKind
 
 
-def latest_window_start(es: Elasticsearch, alias: str, kind: str) -> str | None:
+def latest_window_start(es: Elasticsearch, alias: str, kind: WindowKind) -> str | None:
     """The newest window_start of ``kind`` in the alias, as Elasticsearch returns it."""
     found = es.search(
         index=alias,
@@ -24,17 +26,13 @@ def latest_window_start(es: Elasticsearch, alias: str, kind: str) -> str | None:
 
 
 def top_urls_per_country(
-    es: Elasticsearch, alias: str, kind: str, window_start: str, per_country: int = 3
+    es: Elasticsearch, alias: str, kind: WindowKind, start: str, per_country: int = 3
 ) -> dict[str, list[tuple[str, int]]]:
     """country -> its ``per_country`` URLs with the most clicks in one window."""
     hits = es.search(
         index=alias,
         size=10_000,
-        query={
-            "bool": {
-                "filter": [{"term": {"window": kind}}, {"term": {"window_start": window_start}}]
-            }
-        },
+        query={"bool": {"filter": [{"term": {"window": kind}}, {"term": {"window_start": start}}]}},
         sort=[{"clicks": "desc"}, {"url": "asc"}],
         source=["country", "url", "clicks"],
     )["hits"]["hits"]
@@ -51,19 +49,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m clickstream_spark.tools.report",
         description="Print the top URLs per country of the latest window in clickstream_index.",
     )
-    parser.add_argument("--window", choices=("hour", "day"), default="day")
+    parser.add_argument("--window", dest="kind", choices=WINDOW_KINDS, default="day")
     parser.add_argument("--per-country", type=int, default=3)
     parser.add_argument("--countries", type=int, default=8, help="how many countries to show")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = load_config()
     alias = config.elasticsearch.index
-    with Elasticsearch(config.elasticsearch.url, request_timeout=30) as es:
-        start = latest_window_start(es, alias, args.window)
+    with es_client(config.elasticsearch, request_timeout=30) as es:
+        start = latest_window_start(es, alias, args.kind)
         if start is None:
-            print(f"{alias}: no {args.window} results yet")
+            print(f"{alias}: no {args.kind} results yet")
             return 1
-        top = top_urls_per_country(es, alias, args.window, start, args.per_country)
-    print(f"top URLs per country, {args.window} window starting {start} (from {alias}):")
+        top = top_urls_per_country(es, alias, args.kind, start, args.per_country)
+    print(f"top URLs per country, {args.kind} window starting {start} (from {alias}):")
     by_traffic = sorted(top.items(), key=lambda item: -sum(c for _, c in item[1]))
     for country, urls in by_traffic[: args.countries]:
         print(f"  {country}")

@@ -27,10 +27,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
+from clickstream_spark.aggregate.pandas_metrics import GROUP_COLUMNS, METRIC_COLUMNS
 from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
-from clickstream_spark.ingest.batch import OBSERVATION_NAME
-from clickstream_spark.schema import METRICS_SCHEMA
+from clickstream_spark.ingest.query import OBSERVATION_NAME
 from clickstream_spark.tools.generate import generate_messages, message_record
 from tests.reference import reference_metrics
 
@@ -520,9 +520,8 @@ def reference_documents(sent: list[dict]) -> dict[tuple, tuple]:
     return expected
 
 
-# What identifies a published document, and its metrics (in METRICS_SCHEMA order).
-DOCUMENT_KEY = ("window", "window_start", "url", "country")
-METRIC_FIELDS = tuple(name for name in METRICS_SCHEMA.fieldNames() if name not in DOCUMENT_KEY)
+# What identifies a published document; its metrics are METRIC_COLUMNS.
+DOCUMENT_KEY = ("window", *GROUP_COLUMNS)
 
 
 def published(es: Elasticsearch, alias: str) -> dict[tuple, tuple]:
@@ -531,7 +530,7 @@ def published(es: Elasticsearch, alias: str) -> dict[tuple, tuple]:
     for doc in es_documents(es, alias).values():
         key = tuple(doc[name] for name in DOCUMENT_KEY)
         assert key not in result, f"two documents for {key}"
-        result[key] = tuple(doc[name] for name in METRIC_FIELDS)
+        result[key] = tuple(doc[name] for name in METRIC_COLUMNS)
     return result
 
 

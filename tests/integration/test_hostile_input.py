@@ -18,9 +18,9 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 
-from clickstream_spark.ingest.parse import MAX_MESSAGE_BYTES, Verdict, classify
+from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES, Verdict, classify
 from tests.integration.pipeline import KAFKA_MAX_MESSAGE, BatchCounts, OpenPipeline, Pipeline
-from tests.unit.test_parse_properties import as_ref, hostile_batch, reference
+from tests.unit.test_contract_properties import as_ref, hostile_batch, reference
 
 GENERATED = 3000  # drawn by Hypothesis (deterministic), plus the edges below
 # Kafka refuses messages over ~1 MiB by default (broker message.max.bytes, librdkafka's

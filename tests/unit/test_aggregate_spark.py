@@ -13,10 +13,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from clickstream_spark.aggregate import plan as aggregate
+from clickstream_spark.aggregate import plan
 from clickstream_spark.aggregate.plan import (
     aggregate_windows,
     aggregate_windows_native,
+    country_or_unknown,
 )
 from clickstream_spark.schema import METRICS_SCHEMA
 from tests.reference import reference_metrics
@@ -76,28 +77,28 @@ def frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
     return spark.createDataFrame(rows, INPUT_SCHEMA)
 
 
-def expected(spark: SparkSession, rows: list[tuple], window: str, starts) -> DataFrame:
+def expected(spark: SparkSession, rows: list[tuple], kind: str, starts) -> DataFrame:
     dicts = [dict(zip(INPUT_SCHEMA.names, r, strict=True)) for r in rows]
-    return spark.createDataFrame(reference_metrics(dicts, window, starts), METRICS_SCHEMA)
+    return spark.createDataFrame(reference_metrics(dicts, kind, starts), METRICS_SCHEMA)
 
 
 HOURS = [at(h) for h in range(24)]
 
 
 @pytest.mark.parametrize(
-    ("window", "starts"),
+    ("kind", "starts"),
     [("hour", [at(10), at(11), at(23)]), ("hour", HOURS), ("day", [DAY1])],
 )
 @pytest.mark.parametrize("rows_name", ["edge", "random"])
 def test_both_versions_equal_the_reference(
-    spark: SparkSession, window: str, starts: list[datetime], rows_name: str
+    spark: SparkSession, kind: str, starts: list[datetime], rows_name: str
 ) -> None:
     rows = EDGE_ROWS if rows_name == "edge" else random_rows(3000)
     events = frame(spark, rows)
-    want = expected(spark, rows, window, starts)
+    want = expected(spark, rows, kind, starts)
     # A small max_rows_per_call forces many buckets: groups spread over several pandas calls.
-    got = aggregate_windows(events, window, starts, max_rows_per_call=500)
-    native = aggregate_windows_native(events, window, starts)
+    got = aggregate_windows(events, kind, starts, max_rows_per_call=500)
+    native = aggregate_windows_native(events, kind, starts)
     assert got.schema == METRICS_SCHEMA
     assertSchemaEqual(native.schema, METRICS_SCHEMA)
     assertDataFrameEqual(got, want, rtol=1e-12, atol=0)
@@ -156,14 +157,14 @@ def record_call_sizes(monkeypatch: pytest.MonkeyPatch, log: Path, stage: str) ->
 
     The wrapper is a closure, so it is pickled by value and runs in the Python workers.
     """
-    body = getattr(aggregate, stage)
+    body = getattr(plan, stage)
 
     def recorded(pdf: pd.DataFrame) -> pd.DataFrame:
         with log.open("a") as f:
             f.write(f"{len(pdf)} {int((pdf['url'] == HEAVY_URL).sum())}\n")
         return body(pdf)
 
-    monkeypatch.setattr(aggregate, stage, recorded)
+    monkeypatch.setattr(plan, stage, recorded)
 
 
 def call_sizes(log: Path) -> list[tuple[int, int]]:
@@ -193,6 +194,12 @@ def test_a_group_larger_than_the_bound_is_spread_over_calls_yet_exact(
     # Stage 2: the group arrives as its distinct times on page (at most 30) plus one row.
     assert 2 <= max(h for _, h in stage2) <= 31
     assert max(n for n, _ in stage2) <= 2 * bound
+
+
+def test_null_or_empty_country_is_unknown_and_nothing_else_is(spark: SparkSession) -> None:
+    countries = spark.createDataFrame([(None,), ("",), (" ",), ("FR",), ("unknown",)], "c string")
+    got = countries.select(country_or_unknown(F.col("c"))).collect()
+    assert [r[0] for r in got] == ["unknown", "unknown", " ", "FR", "unknown"]
 
 
 def test_window_starts_must_be_window_boundaries() -> None:

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from clickstream_spark.aggregate.run import RunReport, pending_windows
+from clickstream_spark.aggregate.run import RunSummary, pending_windows
 from clickstream_spark.windows import requested_windows
 
 T = dt.datetime
@@ -59,18 +59,31 @@ def test_requested_windows_refuses_bad_input(args: tuple, message: str) -> None:
 
 
 def test_summary_says_what_was_done() -> None:
-    report = RunReport(
+    summary = RunSummary(
         "day",
         [T(2026, 1, 30), T(2026, 1, 31)],
-        empty_windows=[T(2026, 1, 30)],
+        empty_starts=[T(2026, 1, 30)],
         rows_in=1200,
         documents_written=50,
         documents_recomputed=20,
         top_urls=[("/", 700), ("/cart", 300)],
     )
-    text = report.summary()
-    assert "day windows done: 2 (2026-01-30 00:00 .. 2026-01-31 00:00 UTC)" in text
-    assert "documents written: 50 (20 recomputed, 30 kept from the previous result)" in text
-    assert "windows with no data (not an error): 2026-01-30 00:00" in text
-    assert text.splitlines()[-1].split() == ["300", "/cart"]
-    assert RunReport("hour", []).summary() == "hour windows: nothing changed since the last run"
+    assert summary.text().splitlines() == [
+        "day windows done: 2 (2026-01-30 00:00 .. 2026-01-31 00:00 UTC)",
+        "rows in (windows + look-ahead): 1200",
+        "documents written: 50 (20 recomputed, 30 kept from the previous result)",
+        "windows with no data (not an error): 2026-01-30 00:00",
+        "top 2 URLs by clicks, 2026-01-31 00:00 day:",
+        "         700  /",
+        "         300  /cart",
+    ]
+    assert RunSummary("hour", []).text() == "hour windows: nothing changed since the last run"
+
+
+def test_summary_shows_the_first_five_empty_windows() -> None:
+    hours = [T(2026, 1, 31, h) for h in range(8)]
+    summary = RunSummary("hour", hours, empty_starts=hours[:7], rows_in=3, documents_written=1)
+    assert summary.text().splitlines()[3] == (
+        "windows with no data (not an error): 2026-01-31 00:00, 2026-01-31 01:00, "
+        "2026-01-31 02:00, 2026-01-31 03:00, 2026-01-31 04:00 and 2 more"
+    )

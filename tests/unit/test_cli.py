@@ -12,7 +12,7 @@ from clickstream_spark.errors import SinkError
 # with Cassandra killed): the Python traceback is the message of the JVM's root cause.
 PROXY_ERROR = """\
 An exception was raised by the Python Proxy. Return Message: Traceback (most recent call last):
-  File "/x/clickstream_spark/ingest.py", line 88, in _write_cassandra
+  File "/x/clickstream_spark/tables.py", line 34, in append_to_table
     .save()
 py4j.protocol.Py4JJavaError: An error occurred while calling o590.save.
 : java.lang.IllegalStateException: Control channel not available, aborting schema refresh
@@ -22,7 +22,7 @@ Caused by: java.io.IOException: Connection reset
 The above exception was the direct cause of the following exception:
 
 Traceback (most recent call last):
-  File "/x/clickstream_spark/ingest.py", line 92, in _write_cassandra
+  File "/x/clickstream_spark/ingest/batch.py", line 108, in write
     raise SinkError(
 clickstream_spark.errors.SinkError: micro-batch 2 not written to Cassandra at 10.0.0.1:9042 \
 (clickstream.events; the next start replays it): java.lang.IllegalStateException: Control \

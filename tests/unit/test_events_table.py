@@ -3,9 +3,10 @@ from __future__ import annotations
 import datetime as dt
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clickstream_spark.events_table import from_table_rows, to_table_rows
+from clickstream_spark.events_table import bucket_of, from_table_rows, to_table_rows
 from clickstream_spark.schema import EVENT_BUCKETS, EVENT_SCHEMA, EVENTS_TABLE_SCHEMA
 
 EVENTS = [
@@ -27,17 +28,32 @@ EVENTS = [
 def test_to_table_rows_partitions_by_hour_and_bucket(spark: SparkSession) -> None:
     rows = to_table_rows(spark.createDataFrame(EVENTS, EVENT_SCHEMA))
     assert rows.schema.fieldNames() == EVENTS_TABLE_SCHEMA.fieldNames()
-    got = {r["row_key"]: r for r in rows.collect()}
-    assert got["k1"]["hour"] == dt.datetime(2026, 1, 1, 23)
-    assert got["k2"]["hour"] == dt.datetime(2026, 1, 2, 0)
-    assert got["k1"]["ts"] == EVENTS[0][2]
-    # The bucket is a pure function of row_key, in range, stable from run to run.
-    assert all(0 <= r["bucket"] < EVENT_BUCKETS for r in got.values())
-    again = {
-        r["row_key"]: r["bucket"]
-        for r in to_table_rows(spark.createDataFrame(EVENTS, EVENT_SCHEMA)).collect()
+    got = {r["row_key"]: (r["hour"], r["bucket"], r["ts"]) for r in rows.collect()}
+    assert got == {
+        "k1": (dt.datetime(2026, 1, 1, 23), 1, EVENTS[0][2]),
+        "k2": (dt.datetime(2026, 1, 2, 0), 3, EVENTS[1][2]),
     }
-    assert again == {k: r["bucket"] for k, r in got.items()}
+
+
+# pmod(xxhash64(row_key), 8) as Spark 3.5.7 computes it (XXH64, seed 42, over the UTF-8 bytes).
+# The upsert that makes ingestion idempotent relies on them: if an upgrade changed one, an event
+# replayed or resent afterwards would land in another partition and be stored twice.
+PINNED_BUCKETS = {
+    "r-1": 0,
+    "k1": 1,
+    "k2": 3,
+    "8ca93e91-5c8e-4a49-9d4c-0f1e2d3c4b5a": 4,
+    "é": 4,
+    "": 4,
+    "key-1": 7,
+    "12345678901234567890": 7,
+}
+
+
+def test_bucket_of_gives_the_pinned_values(spark: SparkSession) -> None:
+    keys = spark.createDataFrame([(k,) for k in PINNED_BUCKETS], "row_key string")
+    got = keys.select("row_key", bucket_of(F.col("row_key")).alias("bucket")).collect()
+    assert {r["row_key"]: r["bucket"] for r in got} == PINNED_BUCKETS
 
 
 def test_round_trip_is_identity(spark: SparkSession) -> None:

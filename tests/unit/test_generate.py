@@ -12,24 +12,25 @@ from typing import ClassVar
 
 import pytest
 
-from clickstream_spark.ingest.parse import classify
-from clickstream_spark.tools import generate
+from clickstream_spark.ingest.contract import classify
+from clickstream_spark.schema import EPOCH
 from clickstream_spark.tools.generate import (
     BAD_KINDS,
     SESSION_GAP_MS,
     URLS,
     VALID,
     Message,
+    cli,
     generate_messages,
     main,
     message_record,
+    sending,
 )
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
 END = START + timedelta(days=1)
 START_MS = int(START.timestamp() * 1000)
 END_MS = int(END.timestamp() * 1000)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def messages(events: int = 3000, **kwargs: object) -> list[Message]:
@@ -249,7 +250,7 @@ class FakeSink:
 
 def test_cli_produces_every_message_with_config_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeSink.instances.clear()
-    monkeypatch.setattr(generate, "_KafkaSink", FakeSink)
+    monkeypatch.setattr(cli, "KafkaSink", FakeSink)
     argv = ["--events", "250", "--day", "2024-05-01", "--bad-fraction", "0.2", "--no-progress"]
     assert main([*argv, "--topic", "t2", "--bootstrap-servers", "h:1"]) == 0
     sink = FakeSink.instances[0]
@@ -266,17 +267,17 @@ def test_cli_fails_when_deliveries_fail(
             self.stats.delivery_failed("broker down")  # type: ignore[attr-defined]
             return 3
 
-    monkeypatch.setattr(generate, "_KafkaSink", Unacknowledged)
+    monkeypatch.setattr(cli, "KafkaSink", Unacknowledged)
     assert main(["--events", "50", "--day", "2024-05-01", "--no-progress"]) == 1
     assert "FAILED deliveries: 4" in capsys.readouterr().err
 
 
 def test_rate_paces_sending(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(generate.time, "sleep", slept.append)
-    stats = generate._Stats()
+    monkeypatch.setattr(sending.time, "sleep", slept.append)
+    stats = sending.Stats()
     progress = type("P", (), {"update": lambda self, n: None})()
-    generate._send(messages(100), sink=None, out=None, rate=20.0, progress=progress, stats=stats)
+    sending.send(messages(100), sink=None, out=None, rate=20.0, progress=progress, stats=stats)
     assert stats.sent == 100 and sum(slept) > 3  # 100 events at 20/s: ~5 s of pacing
 
 

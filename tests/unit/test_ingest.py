@@ -1,4 +1,4 @@
-"""The stream's own plumbing, without servers: observed metrics and the progress line."""
+"""The stream's own plumbing, without servers: observed metrics, batch counts, the batch line."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from clickstream_spark.ingest.batch import OBSERVATION_NAME, BatchReport, observed
+from clickstream_spark.ingest.batch import BatchSummary, _count, _Counts
+from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES
 from clickstream_spark.ingest.parse import parse_kafka
+from clickstream_spark.ingest.query import OBSERVATION_NAME, observed
 from clickstream_spark.schema import KAFKA_SOURCE_SCHEMA
 
 VALID = json.dumps(
@@ -48,10 +50,41 @@ def test_observed_counts_reach_the_streaming_progress(spark: SparkSession, tmp_p
     }
 
 
-def test_batch_report_line() -> None:
-    report = BatchReport(7, {1: (10, 19), 0: (0, 4)}, 15, 12, 3, 4, 2.345)
-    assert report.line() == (
+def test_the_counts_of_a_batch_come_from_one_scan(spark: SparkSession) -> None:
+    # Partition 0: a valid event at 00:10 (it also touches the previous day's 23:00 hour), a
+    # message left out of the cache for its size, and a tombstone; partition 1: one valid event.
+    over = b" x" * (MAX_MESSAGE_BYTES // 2 + 1)
+    at_0010 = VALID.replace(b"00:00:00Z", b"00:10:00Z")
+    rows = [
+        (b"k", at_0010, "t", 0, 5, dt.datetime(2026, 1, 1)),
+        (b"k", over, "t", 0, 6, dt.datetime(2026, 1, 1)),
+        (b"k", None, "t", 0, 7, dt.datetime(2026, 1, 1)),
+        (b"k", VALID.replace(b"00:00:00Z", b"01:45:00Z"), "t", 1, 40, dt.datetime(2026, 1, 1)),
+    ]
+    parsed = parse_kafka(spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA), oversized_raw=False)
+    hour = dt.datetime(2026, 1, 1)
+    assert _count(parsed) == _Counts(
+        offsets={0: (5, 7), 1: (40, 40)},
+        oversized_spans={0: (6, 6)},
+        rows=4,
+        valid=2,
+        oversized=1,
+        windows=[
+            ("hour", hour - dt.timedelta(hours=1)),
+            ("hour", hour),
+            ("hour", hour + dt.timedelta(hours=1)),
+            ("day", hour - dt.timedelta(days=1)),
+            ("day", hour),
+        ],
+    )
+
+
+def test_batch_summary_line() -> None:
+    summary = BatchSummary(7, {1: (10, 19), 0: (0, 4)}, 15, 12, 3, 4, 2.345)
+    assert summary.line() == (
         "batch 7: offsets [p0:0-4 p1:10-19] rows 15 valid 12 quarantined 3 windows 4 in 2.3s"
     )
-    empty = BatchReport(8, {}, 0, 0, 0, 0, 0.1)
-    assert "offsets [none] rows 0" in empty.line()
+    empty = BatchSummary(8, {}, 0, 0, 0, 0, 0.1)
+    assert empty.line() == (
+        "batch 8: offsets [none] rows 0 valid 0 quarantined 0 windows 0 in 0.1s"
+    )

@@ -8,6 +8,7 @@ import pytest
 
 from clickstream_spark.aggregate.pandas_metrics import (
     COUNT_COLUMNS,
+    GROUP_COLUMNS,
     SUMMARY_COLUMNS,
     TIME_ON_PAGE,
     partial_counts,
@@ -26,12 +27,12 @@ def events(rows: list[tuple]) -> pd.DataFrame:
     return df
 
 
-def with_top(df: pd.DataFrame, freq: str = "h") -> pd.DataFrame:
-    out = df.assign(time_on_page_s=time_on_page(df), window_start=df["timestamp"].dt.floor(freq))
-    return out
+def with_time_on_page(df: pd.DataFrame, freq: str = "h") -> pd.DataFrame:
+    """The events with their time on page and the start of their hour (or ``freq``) window."""
+    return df.assign(time_on_page_s=time_on_page(df), window_start=df["timestamp"].dt.floor(freq))
 
 
-def tops(df: pd.DataFrame) -> list[float | None]:
+def times_on_page(df: pd.DataFrame) -> list[float | None]:
     return [None if np.isnan(v) else v for v in time_on_page(df)]
 
 
@@ -48,7 +49,7 @@ def test_gap_to_same_users_next_event_and_exits() -> None:
             ("b2", "bob", 100.5, "/b", "DE"),
         ]
     )
-    assert tops(df) == [60.0, 90.5, None, None, None]
+    assert times_on_page(df) == [60.0, 90.5, None, None, None]
 
 
 def test_exact_1800_seconds_is_defined_one_microsecond_more_is_not() -> None:
@@ -59,7 +60,7 @@ def test_exact_1800_seconds_is_defined_one_microsecond_more_is_not() -> None:
             ("a3", "u", 3600.000001, "/a", "DE"),
         ]
     )
-    assert tops(df) == [1800.0, None, None]
+    assert times_on_page(df) == [1800.0, None, None]
 
 
 def test_ties_on_timestamp_follow_row_key_order() -> None:
@@ -74,7 +75,7 @@ def test_ties_on_timestamp_follow_row_key_order() -> None:
             ("x1", "v", 5, "/a", "DE"),  # same timestamp, other user: no tie with u
         ]
     )
-    assert tops(df) == [15.0, 0.0, 0.0, 5.0, None, None]
+    assert times_on_page(df) == [15.0, 0.0, 0.0, 5.0, None, None]
 
 
 def test_integer_microsecond_timestamps_give_the_same_gaps() -> None:
@@ -85,7 +86,7 @@ def test_integer_microsecond_timestamps_give_the_same_gaps() -> None:
 
 def test_empty_frame() -> None:
     assert time_on_page(events([])).empty
-    assert list(summarise(with_top(events([]))).columns) == list(SUMMARY_COLUMNS)
+    assert list(summarise(with_time_on_page(events([]))).columns) == list(SUMMARY_COLUMNS)
 
 
 # --------------------------------------------------------------------------- summarise
@@ -99,7 +100,7 @@ def test_session_crossing_midnight_uses_lookahead_event_without_counting_it() ->
             ("a2", "u", 14 * 3600 + 5 * 60, "/b", "DE"),  # 00:05, day 2: look-ahead only
         ]
     )
-    df = with_top(df, freq="D")
+    df = with_time_on_page(df, freq="D")
     counted = df[df["window_start"] == day1]
     out = summarise(counted)
     assert out.to_dict("records") == [
@@ -117,18 +118,22 @@ def test_session_crossing_midnight_uses_lookahead_event_without_counting_it() ->
     ]
 
 
-def test_missing_or_empty_country_is_unknown() -> None:
+def test_group_keys_are_taken_as_given_nulls_included() -> None:
+    # The country rule is the plan's (country_or_unknown); here a null is one more key value.
     df = events(
         [
             ("1", "u1", 0, "/a", None),
             ("2", "u2", 1, "/a", ""),
             ("3", "u3", 2, "/a", np.nan),
             ("4", "u4", 3, "/a", "FR"),
+            ("5", "u5", 4, "/a", "unknown"),
         ]
     )
-    out = summarise(with_top(df)).set_index("country")
-    assert out["clicks"].to_dict() == {"unknown": 3, "FR": 1}
-    assert out["unique_users"].to_dict() == {"unknown": 3, "FR": 1}
+    out = summarise(with_time_on_page(df))
+    assert out["country"].isna().tolist() == [True, False, False, False]
+    assert out["country"].iloc[1:].tolist() == ["", "FR", "unknown"]
+    assert out["clicks"].tolist() == [2, 1, 1, 1]
+    assert out["unique_users"].tolist() == [2, 1, 1, 1]
 
 
 def test_counts_unique_users_and_interpolated_quantiles() -> None:
@@ -139,12 +144,12 @@ def test_counts_unique_users_and_interpolated_quantiles() -> None:
         rows += [(f"a{i}", "alice", t, "/a", "DE"), (f"b{i}", "alice", t + stay, "/b", "DE")]
         t += stay + 7200  # > 30 min after /b: each /b is an exit
     rows += [("c0", "bob", 0, "/a", "DE"), ("c1", "bob", 1.5, "/b", "DE")]
-    df = with_top(events(rows), freq="D")
+    df = with_time_on_page(events(rows), freq="D")
     out = summarise(df).set_index("url")
     a = out.loc["/a"]
     values = [1, 2, 3, 4, 10, 1.5]
     assert (a["clicks"], a["unique_users"]) == (6, 2)
-    assert a["avg_time_on_page_s"] == pytest.approx(np.mean(values), rel=1e-15)
+    assert a["avg_time_on_page_s"] == 21.5 / 6
     assert a["median_time_on_page_s"] == 2.5  # between 2 and 3
     assert a["p90_time_on_page_s"] == 7.0  # 4 + (10 - 4) * 0.5
     assert a["p90_time_on_page_s"] == np.percentile(values, 90)
@@ -153,7 +158,7 @@ def test_counts_unique_users_and_interpolated_quantiles() -> None:
 
 def test_metrics_are_null_when_no_event_has_a_time_on_page() -> None:
     df = events([("1", "u1", 0, "/a", "DE"), ("2", "u2", 10, "/a", "DE")])  # two exits
-    (row,) = summarise(with_top(df)).to_dict("records")
+    (row,) = summarise(with_time_on_page(df)).to_dict("records")
     assert (row["clicks"], row["unique_users"], row["time_on_page_coverage"]) == (2, 2, 0.0)
     assert np.isnan(row["avg_time_on_page_s"])
     assert np.isnan(row["median_time_on_page_s"])
@@ -162,9 +167,9 @@ def test_metrics_are_null_when_no_event_has_a_time_on_page() -> None:
 
 def test_partial_coverage() -> None:
     df = events([("1", "u", 0, "/a", "DE"), ("2", "u", 30, "/a", "DE"), ("3", "u", 45, "/a", "DE")])
-    (row,) = summarise(with_top(df)).to_dict("records")
-    assert row["time_on_page_coverage"] == pytest.approx(2 / 3)
-    assert row["median_time_on_page_s"] == 22.5
+    (row,) = summarise(with_time_on_page(df)).to_dict("records")
+    assert row["time_on_page_coverage"] == 2 / 3
+    assert (row["avg_time_on_page_s"], row["median_time_on_page_s"]) == (22.5, 22.5)
 
 
 def test_quantiles_equal_numpy_percentile_bit_for_bit() -> None:
@@ -174,7 +179,7 @@ def test_quantiles_equal_numpy_percentile_bit_for_bit() -> None:
         {
             "window_start": rng.integers(0, 3, n),
             "url": rng.choice([f"/p{i}" for i in range(200)], n),
-            "country": rng.choice(["DE", "FR", None, ""], n),
+            "country": rng.choice(["DE", "FR", "unknown"], n),
             "user_id": rng.integers(0, 500, n).astype(str),
             "time_on_page_s": np.where(
                 rng.random(n) < 0.2, np.nan, rng.integers(0, 1_800_000_000, n) / 1e6
@@ -182,7 +187,6 @@ def test_quantiles_equal_numpy_percentile_bit_for_bit() -> None:
         }
     )
     out = summarise(df)
-    df["country"] = df["country"].replace({None: "unknown", "": "unknown"})
     for (ws, url, country), g in df.groupby(["window_start", "url", "country"]):
         row = out[(out.window_start == ws) & (out.url == url) & (out.country == country)]
         (row,) = row.to_dict("records")
@@ -267,13 +271,13 @@ def test_groups_without_defined_values_get_nan_statistics_from_counts() -> None:
 
 
 def random_events(n: int, seed: int) -> pd.DataFrame:
-    """Counted events with their time on page: ties on values, NaNs, null/empty countries."""
+    """Counted events with their time on page: ties on values, NaNs."""
     rng = np.random.default_rng(seed)
     return pd.DataFrame(
         {
             "window_start": rng.integers(0, 3, n),
             "url": rng.choice([f"/p{i}" for i in range(30)], n),
-            "country": rng.choice(["DE", "FR", None, ""], n),
+            "country": rng.choice(["DE", "FR", "unknown"], n),
             "user_id": rng.integers(0, 300, n).astype(str),
             "time_on_page_s": np.where(
                 rng.random(n) < 0.2, np.nan, rng.integers(0, 60_000, n) / 1e3
@@ -303,8 +307,7 @@ def test_partials_split_by_user_merge_to_the_single_call_result(calls: int) -> N
     merged = merge(partials)
     single = by_group(summarise(events))
     # Merged counts are one row per (group, distinct defined value) plus one per group...
-    country = events["country"].replace({None: "unknown", "": "unknown"})
-    keyed = events.assign(country=country).groupby(["window_start", "url", "country"])
+    keyed = events.groupby(list(GROUP_COLUMNS))
     assert len(merged) == (keyed["time_on_page_s"].nunique() + 1).sum()
     # ... and give exactly the single call's metrics, whatever the order of their rows.
     shuffled = merged.sample(frac=1, random_state=calls).reset_index(drop=True)

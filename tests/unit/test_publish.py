@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 from pyspark.sql import SparkSession
@@ -13,7 +14,6 @@ from clickstream_spark.aggregate.publish import (
     ID_COLUMN,
     INDEX_COLUMN,
     PublishError,
-    Window,
     carried_over,
     publish,
     shelf_column,
@@ -23,13 +23,14 @@ from clickstream_spark.aggregate.publish import (
 )
 from clickstream_spark.config import ElasticsearchConfig
 from clickstream_spark.schema import METRICS_SCHEMA
+from clickstream_spark.windows import Window
 
 T = dt.datetime
 COMPUTED = T(2026, 3, 16, 4, 5, 6)
 
 
 def metrics_rows(spark: SparkSession, *keys: tuple[str, dt.datetime, str, str]):
-    rows = [(w, s, url, c, 3, 2, 10.0, 9.0, 20.0, 0.5) for w, s, url, c in keys]
+    rows = [(kind, start, url, c, 3, 2, 10.0, 9.0, 20.0, 0.5) for kind, start, url, c in keys]
     return spark.createDataFrame(rows, METRICS_SCHEMA)
 
 
@@ -41,6 +42,11 @@ def test_shelves_group_hours_by_day_and_days_by_month(spark: SparkSession) -> No
     shelves = frame.select(shelf_column(F.col("window"), F.col("window_start")))
     got = [r[0] for r in shelves.collect()]
     assert got == [shelf_of(Window(k, s)) for k, s in windows]  # type: ignore[arg-type]
+
+
+def sha256_40(key: str) -> str:
+    """A document id as the published indices hold it: the first 40 hex digits of SHA-256."""
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def test_documents_are_routed_with_deterministic_ids_and_iso_dates(spark: SparkSession) -> None:
@@ -56,8 +62,12 @@ def test_documents_are_routed_with_deterministic_ids_and_iso_dates(spark: SparkS
 
     assert [r[INDEX_COLUMN] for r in routed] == ["idx-hour", "idx-hour", "idx-day"]
     ids = [r[ID_COLUMN] for r in routed]
-    assert len(set(ids)) == 3 and ids == [r[ID_COLUMN] for r in again]
-    assert all(len(i) == 40 for i in ids)
+    assert ids == [
+        sha256_40("hour\x012026-03-14T23:00:00Z\x01/a\x01FR"),
+        sha256_40("hour\x012026-03-14T23:00:00Z\x01/a\x01DE"),
+        sha256_40("day\x012026-03-14T00:00:00Z\x01/a\x01FR"),
+    ]
+    assert ids == [r[ID_COLUMN] for r in again]
     assert routed[0]["window_start"] == "2026-03-14T23:00:00Z"
     assert routed[0]["computed_at"] == "2026-03-16T04:05:06Z"
     assert tuple(routed[0].asDict())[: len(DOCUMENT_FIELDS)] == DOCUMENT_FIELDS

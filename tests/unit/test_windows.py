@@ -7,6 +7,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from clickstream_spark.windows import (
+    Window,
     hours_to_read,
     touched_hours,
     window_start,
@@ -18,11 +19,11 @@ T = dt.datetime
 
 
 def test_window_start() -> None:
-    moment = T(2026, 3, 1, 13, 45, 12, 5)
-    assert window_start("hour", moment) == T(2026, 3, 1, 13)
-    assert window_start("day", moment) == T(2026, 3, 1)
+    timestamp = T(2026, 3, 1, 13, 45, 12, 5)
+    assert window_start("hour", timestamp) == T(2026, 3, 1, 13)
+    assert window_start("day", timestamp) == T(2026, 3, 1)
     with pytest.raises(ValueError, match="unknown window kind"):
-        window_start("week", moment)  # type: ignore[arg-type]
+        window_start("week", timestamp)  # type: ignore[arg-type]
 
 
 def test_window_starts_includes_both_ends() -> None:
@@ -42,12 +43,16 @@ def test_hours_to_read_adds_the_look_ahead() -> None:
     day = hours_to_read("day", [T(2026, 1, 1)], look_ahead)
     assert day == [T(2026, 1, 1, h) for h in range(24)] + [T(2026, 1, 2, 0)]
     # Adjacent windows share the hours they both need.
-    assert len(hours_to_read("hour", [T(2026, 1, 1, 5), T(2026, 1, 1, 6)], look_ahead)) == 3
+    assert hours_to_read("hour", [T(2026, 1, 1, 5), T(2026, 1, 1, 6)], look_ahead) == [
+        T(2026, 1, 1, 5),
+        T(2026, 1, 1, 6),
+        T(2026, 1, 1, 7),
+    ]
 
 
-def _touched(spark: SparkSession, *moments: dt.datetime | None) -> list[tuple[str, dt.datetime]]:
-    """The windows that events at ``moments`` change (null: a bad message's missing timestamp)."""
-    events = spark.createDataFrame([(m,) for m in moments], "timestamp timestamp")
+def _touched(spark: SparkSession, *timestamps: dt.datetime | None) -> list[Window]:
+    """The windows that events at ``timestamps`` change (null: a bad message's missing one)."""
+    events = spark.createDataFrame([(ts,) for ts in timestamps], "timestamp timestamp")
     (hours,) = events.agg(touched_hours(F.col("timestamp")).alias("hours")).first()
     return windows_of_hours(hours)
 
@@ -55,24 +60,24 @@ def _touched(spark: SparkSession, *moments: dt.datetime | None) -> list[tuple[st
 def test_changed_windows_include_the_window_of_the_previous_event(spark: SparkSession) -> None:
     # 00:10 on Jan 2: the user's previous event may be as early as 23:40 on Jan 1.
     assert _touched(spark, T(2026, 1, 2, 0, 10), T(2026, 1, 2, 0, 50)) == [
-        ("hour", T(2026, 1, 1, 23)),
-        ("hour", T(2026, 1, 2, 0)),
-        ("day", T(2026, 1, 1)),
-        ("day", T(2026, 1, 2)),
+        Window("hour", T(2026, 1, 1, 23)),
+        Window("hour", T(2026, 1, 2, 0)),
+        Window("day", T(2026, 1, 1)),
+        Window("day", T(2026, 1, 2)),
     ]
 
 
 def test_changed_windows_exact_boundary(spark: SparkSession) -> None:
     # Exactly 30 minutes after the hour: the previous event can be exactly on the hour.
     assert _touched(spark, T(2026, 1, 2, 10, 30)) == [
-        ("hour", T(2026, 1, 2, 10)),
-        ("day", T(2026, 1, 2)),
+        Window("hour", T(2026, 1, 2, 10)),
+        Window("day", T(2026, 1, 2)),
     ]
 
 
 def test_null_timestamps_touch_no_window(spark: SparkSession) -> None:
     assert _touched(spark, None, T(2026, 1, 2, 10, 45), None) == [
-        ("hour", T(2026, 1, 2, 10)),
-        ("day", T(2026, 1, 2)),
+        Window("hour", T(2026, 1, 2, 10)),
+        Window("day", T(2026, 1, 2)),
     ]
     assert _touched(spark, None) == []

@@ -2,9 +2,9 @@
 
 :func:`reference` is written from README.md ("The event contract") and the decisions documented on
 ``classify`` (blank = ASCII whitespace only, a value of only JSON whitespace is empty, a lone
-surrogate makes a field bad, ``-0`` is ``0``), not from ``parse.py``'s code, and decides with other
-techniques: ``json.loads`` with hooks that *keep* duplicated keys (checked afterwards, over the
-whole tree), an iterative depth walk of the decoded document instead of a token scan, one
+surrogate makes a field bad, ``-0`` is ``0``), not from ``contract.py``'s code, and decides with
+other techniques: ``json.loads`` with hooks that *keep* duplicated keys (checked afterwards, over
+the whole tree), an iterative depth walk of the decoded document instead of a token scan, one
 regex with named groups for the ISO profile and ``datetime`` arithmetic for the offset and the
 1970..2099 range, ``str.encode`` to find lone surrogates.
 
@@ -37,7 +37,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from clickstream_spark.ingest.parse import (
+from clickstream_spark.ingest.contract import (
     MAX_JSON_DEPTH,
     MAX_MESSAGE_BYTES,
     MAX_TIMESTAMP_US,
@@ -47,10 +47,8 @@ from clickstream_spark.ingest.parse import (
     _exact_row,
     _fast_row,
     classify,
-    parse_kafka,
-    quarantine_rows,
-    valid_events,
 )
+from clickstream_spark.ingest.parse import parse_kafka, quarantine_rows, valid_events
 from clickstream_spark.schema import EVENT_FIELDS, KAFKA_SOURCE_SCHEMA
 from clickstream_spark.tools.generate import generate_messages
 
@@ -787,7 +785,7 @@ def test_random_bytes_agree_with_the_reference(value: bytes | None) -> None:
     _check_quarantine_copy(value, verdict)
 
 
-# --- disagreements found, decided from the contract, fixed in parse.py ---------------------------
+# --- disagreements found, decided from the contract, fixed in contract.py ------------------------
 
 
 def _event_text(**fields: Any) -> bytes:

@@ -1,0 +1,1 @@
+"""Benchmarks; run from the project root as modules, e.g. ``python -m bench.ingest``."""

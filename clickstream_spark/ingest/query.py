@@ -1,0 +1,95 @@
+"""The stream's query: Kafka → parse → ``foreachBatch(write_batch)``, named and checkpointed."""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from clickstream_spark.config import Config
+from clickstream_spark.errors import SinkError, root_cause_line
+from clickstream_spark.ingest.batch import write_batch
+from clickstream_spark.ingest.parse import parse_kafka
+from clickstream_spark.ingest.source import kafka_source
+from clickstream_spark.tables import (
+    CHANGED_WINDOWS_TABLE,
+    EVENTS_TABLE,
+    QUARANTINE_TABLE,
+    read_table,
+)
+
+log = logging.getLogger(__name__)
+
+OBSERVATION_NAME = "ingest"
+
+
+def observed(parsed: DataFrame, observation: str | Observation = OBSERVATION_NAME) -> DataFrame:
+    """Counts of each micro-batch (rows, valid, quarantined): by name in the query's progress
+    (``observedMetrics``), or in an ``Observation`` for a batch DataFrame."""
+    is_valid = F.col("reason").isNull()
+    return parsed.observe(
+        observation,
+        F.count(F.lit(1)).alias("rows"),
+        F.count(F.when(is_valid, 1)).alias("valid"),
+        F.count(F.when(~is_valid, 1)).alias("quarantined"),
+    )
+
+
+def check_tables(spark: SparkSession, config: Config) -> None:
+    """Fail before reading Kafka if Cassandra or a table the stream writes cannot be reached.
+
+    Resolves each table through the connector (its schema, no data): an unreachable Cassandra
+    or a missing keyspace or table then stops the job at start with one line, not after the
+    first micro-batch was read and parsed. The connector keeps the session it opened here for
+    the writes that follow.
+    """
+    keyspace = config.cassandra.keyspace
+    for table in (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE):
+        try:
+            read_table(spark, config, table)
+        except Exception as exc:
+            cause = root_cause_line(exc)
+            raise SinkError(
+                f"cannot write to {keyspace}.{table} in Cassandra at "
+                f"{config.cassandra.endpoints} (its tables come from conf/cassandra/*.cql, "
+                f"which 'make up' applies): {cause}"
+            ) from exc
+
+
+def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
+    """Whether a query already committed offsets in ``checkpoint`` (any Hadoop file system)."""
+    jvm = spark.sparkContext._jvm
+    offsets = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/offsets")
+    fs = offsets.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return bool(fs.exists(offsets) and len(fs.listStatus(offsets)) > 0)
+
+
+def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> StreamingQuery:
+    """Start the named query: Kafka -> parse -> foreachBatch(write_batch), once
+    :func:`check_tables` found every table it writes."""
+    check_tables(spark, config)
+    checkpoint = config.resolve_path(config.stream.checkpoint)
+    if checkpoint_has_progress(spark, checkpoint):
+        log.info("resuming from the offsets in checkpoint %s", checkpoint)
+    else:
+        log.info(
+            "first start on an empty checkpoint %s: reading topic %s from %s offsets",
+            checkpoint,
+            config.kafka.topic,
+            config.stream.starting_offsets,
+        )
+    # Messages over the size limit are quarantined straight from Kafka (write_batch), so that
+    # the cached micro-batch never holds their raw copies: one cache block is read back whole.
+    parsed = observed(parse_kafka(kafka_source(spark, config), oversized_raw=False))
+    writer = (
+        parsed.writeStream.queryName(config.stream.query_name)
+        .option("checkpointLocation", checkpoint)
+        .foreachBatch(lambda frame, batch_id: write_batch(frame, batch_id, config))
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=config.stream.trigger_interval)
+    return writer.start()
