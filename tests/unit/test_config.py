@@ -58,49 +58,55 @@ def test_es_url_gets_the_configured_port() -> None:
 DEFAULTS = Path(__file__).parents[2] / "conf" / "clickstream.toml"
 
 
+def setting(name: str, default: str, value: str, message: str) -> tuple[str, str, str]:
+    """A case that changes the line ``name = default`` of the file to ``name = value``."""
+    return f"{name} = {default}", f"{name} = {value}", message
+
+
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
         ("[aggregate]", "[nope]\nx = 1\n[aggregate]", "unknown section"),
-        (
-            "max_offsets_per_trigger = 500000",
-            "max_offsets_per_trigger = 'many'",
-            "expected an integer",
-        ),
+        setting("max_offsets_per_trigger", "500000", "'many'", "expected an integer"),
         ('topic = "clickstream_topic"', 'topik = "clickstream_topic"', "unknown setting"),
         ("[cassandra]", "[cassandra]\npassword = 'x'", "is a secret"),
         ("[kafka]", "[kafka", "not valid TOML"),
-        ('topic = "clickstream_topic"', 'topic = ""', "must not be empty"),
-        (
-            "max_offsets_per_trigger = 500000",
-            "max_offsets_per_trigger = 0",
+        setting("topic", '"clickstream_topic"', '""', "must not be empty"),
+        setting(
+            "max_offsets_per_trigger",
+            "500000",
+            "0",
             "max_offsets_per_trigger: must be at least 1, got 0",
         ),
-        ("min_partitions = 0", "min_partitions = -2", "min_partitions: must be 0 .* got -2"),
-        (
-            "max_event_age_days = 365",
-            "max_event_age_days = -1",
+        setting("min_partitions", "0", "-2", "min_partitions: must be 0 .* got -2"),
+        setting(
+            "max_event_age_days",
+            "365",
+            "-1",
             "stream.max_event_age_days: must be between 0 and 100000, got -1",
         ),
-        (
-            "max_event_lead_hours = 24",
-            "max_event_lead_hours = 1000001",
+        setting(
+            "max_event_lead_hours",
+            "24",
+            "1000001",
             "stream.max_event_lead_hours: must be between 0 and 1000000, got 1000001",
         ),
-        ('replication = "datacenter1:3"', 'replication = "datacenter1"', "data centre:replicas"),
-        ('replication = "datacenter1:3"', 'replication = "dc a:3"', "data centre:replicas"),
-        ('replication = "datacenter1:3"', 'replication = "dc1:0"', "at least 1 replica"),
-        ('replication = "datacenter1:3"', 'replication = "dc1:3,dc1:2"', "each data centre once"),
-        (
-            'read_consistency = "LOCAL_QUORUM"',
-            'read_consistency = "ANY"',
+        setting("replication", '"datacenter1:3"', '"datacenter1"', "data centre:replicas"),
+        setting("replication", '"datacenter1:3"', '"dc a:3"', "data centre:replicas"),
+        setting("replication", '"datacenter1:3"', '"dc1:0"', "at least 1 replica"),
+        setting("replication", '"datacenter1:3"', '"dc1:3,dc1:2"', "each data centre once"),
+        setting(
+            "read_consistency",
+            '"LOCAL_QUORUM"',
+            '"ANY"',
             "cassandra.read_consistency: expected one of ONE, .*, got 'ANY'",
         ),
-        ('write_consistency = "LOCAL_QUORUM"', 'write_consistency = "local"', "expected one of"),
-        ("number_of_replicas = 1", "number_of_replicas = -1", "must be 0 or more, got -1"),
-        (
-            "start_timeout_seconds = 120",
-            "start_timeout_seconds = 0",
+        setting("write_consistency", '"LOCAL_QUORUM"', '"local"', "expected one of"),
+        setting("number_of_replicas", "1", "-1", "must be 0 or more, got -1"),
+        setting(
+            "start_timeout_seconds",
+            "120",
+            "0",
             "spark.start_timeout_seconds: must be between 1 and 3600, got 0",
         ),
     ],
