@@ -3,7 +3,8 @@
 #   servers up -> a realistic day of clicks into Kafka -> stream to Cassandra -> aggregate to
 #   Elasticsearch -> top URLs per country, read back from the index.
 # DEMO_EVENTS, DEMO_DAY and DEMO_SEED change the size, the day and the generator seed (default:
-# 200000 events, yesterday UTC, the current time).
+# 200000 events, yesterday UTC, the current time). A day over a year back is quarantined as
+# out_of_range:timestamp unless CLICKSTREAM_STREAM_MAX_EVENT_AGE_DAYS reaches it.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
