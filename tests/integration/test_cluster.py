@@ -5,7 +5,7 @@ Two isolated pipelines (own topic, keyspace, alias, checkpoint, event log folder
 messages from the real generator; one runs the stream and the aggregation with
 --master spark://127.0.0.1:7077, the other with local[2]. On the cluster the Python code runs in
 executors launched by the worker, so equal results prove that the package (--py-files), the
-Spark config, the connectors (--packages) and the project's Python (pandas, pyarrow: the system
+Spark config, the connectors' jars (--jars) and the project's Python (pandas, pyarrow: the system
 Python has neither) all reach them.
 """
 
