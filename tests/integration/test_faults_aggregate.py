@@ -27,10 +27,13 @@ from pathlib import Path
 from subprocess import Popen
 
 import pytest
+from cassandra.cluster import Session
 from elasticsearch import Elasticsearch
 
 from clickstream_spark.aggregate.publish import Publisher
+from clickstream_spark.aggregate.shelves import shelf_for
 from clickstream_spark.config import load_config
+from clickstream_spark.windows import Window, utc_now
 from tests.integration.pipeline import (
     OpenPipeline,
     Pipeline,
@@ -39,6 +42,7 @@ from tests.integration.pipeline import (
     kill_hard,
     published,
     reference_documents,
+    wait_for_lease_end,
 )
 from tests.integration.servers import is_up, kill_server, start_server
 
@@ -46,7 +50,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAY = dt.date(2026, 4, 18)
 # 01:00-23:00 UTC: no event's 30-minute look-back reaches another day, so every run touches
-# exactly two shelves (the hour windows of DAY, the day windows of its month).
+# exactly two shelves (the hour windows of DAY, the day windows of DAY).
 PERIOD = ("--start", f"{DAY}T01:00:00Z", "--end", f"{DAY}T23:00:00Z")
 FIRST_EVENTS = 3000
 MORE_EVENTS = 1000
@@ -57,8 +61,14 @@ FAULT_BULK_ENTRIES = "5"
 KILL_AFTER_DOCUMENTS = 100
 WRITE_TIMEOUT_S = 300  # until the new index holds documents (the job starts Spark first)
 FAIL_TIMEOUT_S = 180  # from Elasticsearch's death to the job's exit
-HOUR_SHELF = f"hour-{DAY:%Y.%m.%d}"
-SHELVES = {HOUR_SHELF, f"day-{DAY:%Y.%m}"}
+# The shelves DAY's windows live in (which depends on how old DAY is when the test runs).
+HOUR_SHELF = shelf_for(Window("hour", dt.datetime.combine(DAY, dt.time())), utc_now()).name
+SHELVES = {
+    HOUR_SHELF,
+    shelf_for(Window("day", dt.datetime.combine(DAY, dt.time())), utc_now()).name,
+}
+# A killed run's lease ends this long after its last renewal; the rerun waits for it.
+LEASE_SECONDS = "15"
 
 
 @dataclass
@@ -100,6 +110,7 @@ def pipeline(
     tmp_path_factory: pytest.TempPathFactory, run_id: str, open_pipeline: OpenPipeline
 ) -> Iterator[Pipeline]:
     with open_pipeline(f"fa_{run_id}", tmp_path_factory.mktemp("faults_aggregate")) as p:
+        p.env["CLICKSTREAM_AGGREGATE_LEASE_SECONDS"] = LEASE_SECONDS
         yield p
 
 
@@ -135,7 +146,8 @@ def elasticsearch_back_up() -> Iterator[None]:
 def served(es: Elasticsearch, alias: str) -> dict[str, str]:
     """shelf -> concrete index behind the alias (read as the job reads it)."""
     config = dataclasses.replace(load_config().elasticsearch, index=alias)
-    return Publisher(es, config).served_indices()
+    served_indices = Publisher(es, config, run_id="").served_indices()
+    return {shelf.name: index for shelf, index in served_indices.items()}
 
 
 def all_indices(es: Elasticsearch, alias: str) -> set[str]:
@@ -272,7 +284,7 @@ def test_elasticsearch_killed_while_the_aggregation_writes(
 
 
 def test_aggregation_killed_while_it_writes(
-    pipeline: Pipeline, es: Elasticsearch, sent: list[dict]
+    pipeline: Pipeline, es: Elasticsearch, cassandra: Session, sent: list[dict]
 ) -> None:
     outcome = Outcome("aggregation job SIGKILLed (whole process group) during its write")
     before_docs = es_documents(es, pipeline.alias)
@@ -304,6 +316,8 @@ def test_aggregation_killed_while_it_writes(
     assert served(es, pipeline.alias) == before
     assert all_indices(es, pipeline.alias) == set(before.values()) | {half_written}
 
+    with outcome.timed("the killed run's lease ends"):
+        wait_for_lease_end(cassandra, pipeline.keyspace)
     with outcome.timed("rerun"):
         after = assert_rerun_publishes_everything(pipeline, es, sent, before, half_written)
     outcome.documents_after_rerun = len(es_documents(es, pipeline.alias))
