@@ -280,8 +280,9 @@ def _publish_step(
     marked: dict[dt.datetime, dt.datetime],
     progress: Progress,
     totals: _Totals,
+    backfill: Backfill | None,
 ) -> None:
-    """Compute the step's windows a week at a time into a new index, then publish it."""
+    """Compute the step's windows a week at a time into a new index, publish it, record it."""
     kind = step.shelf.kind
     computed_at = utc_now().replace(microsecond=0)
     publication = ShelfPublication(run.spark, run.publisher, step, before_swap=run.lease.check)
@@ -299,6 +300,10 @@ def _publish_step(
     totals.recomputed += publication.recomputed
     if not step.starts:
         totals.consolidated.append(step.shelf.name)
+    _record(run, step, marked, publication.index, computed_at)
+    if backfill is not None and step.starts:
+        backfill.published(step.starts[-1])
+    # Logged once recorded: a run killed after this line is resumed after this step.
     log.info(
         "published %s as %s: %d window(s) recomputed, %d documents (%d carried over), "
         "replacing %d index(es)",
@@ -309,7 +314,6 @@ def _publish_step(
         publication.kept,
         len(step.replaced),
     )
-    _record(run, step, marked, publication.index, computed_at)
 
 
 def run_aggregation(
@@ -331,9 +335,7 @@ def run_aggregation(
     progress = Progress(kind, total=total, done=total - len(todo))
     totals = _Totals(last_start=todo[-1] if todo else None)
     for step in steps:
-        _publish_step(run, step, marked, progress, totals)
-        if backfill is not None and step.starts:
-            backfill.published(step.starts[-1])
+        _publish_step(run, step, marked, progress, totals, backfill)
     if backfill is not None:
         backfill.finish()
     return RunSummary(
