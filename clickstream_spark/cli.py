@@ -24,6 +24,8 @@ _KNOWN_CAUSES = (
     # moment Cassandra died): its own connection errors and its shaded Netty's channel errors.
     ("com.datastax.oss.driver.api.core.connection.", "Cassandra is unreachable"),
     ("com.datastax.oss.driver.shaded.netty.channel.", "Cassandra is unreachable"),
+    # The Python driver's (the aggregation's lease and records).
+    ("Unable to connect to any servers", "Cassandra is unreachable"),
     ("EsHadoopNoNodesLeftException", "Elasticsearch is unreachable"),
     ("Cannot detect ES version", "Elasticsearch is unreachable"),
     ("Connection refused", "a server refused the connection"),

@@ -182,6 +182,14 @@ class StreamConfig:
 @dataclass(frozen=True)
 class AggregateConfig:
     max_rows_per_pandas_call: int
+    lease_seconds: int
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds < 3:
+            raise ConfigError(
+                f"aggregate.lease_seconds: must be at least 3 (renewed every third), got "
+                f"{self.lease_seconds}"
+            )
 
 
 @dataclass(frozen=True)

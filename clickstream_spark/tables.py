@@ -12,6 +12,8 @@ EVENTS_TABLE = "events"
 QUARANTINE_TABLE = "quarantine"
 CHANGED_WINDOWS_TABLE = "changed_windows"
 AGGREGATED_WINDOWS_TABLE = "aggregated_windows"
+LEASE_TABLE = "aggregate_lease"
+BACKFILLS_TABLE = "backfills"
 
 
 def read_table(spark: SparkSession, config: Config, table: str) -> DataFrame:

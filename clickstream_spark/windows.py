@@ -21,6 +21,12 @@ MAX_GAP_S = 1800
 LOOK_AHEAD = dt.timedelta(seconds=MAX_GAP_S)
 
 
+# The span any window can start in: the widest the event contract ever accepts (1970 to the end
+# of 2099). A date outside it is a typo, and its arithmetic would overflow.
+EARLIEST_START = dt.datetime(1970, 1, 1)
+LATEST_START = dt.datetime(2099, 12, 31, 23)
+
+
 class Window(NamedTuple):
     """One aggregation window: its kind and its start (naive UTC)."""
 
@@ -88,9 +94,15 @@ def parse_window_start(kind: WindowKind, text: str) -> dt.datetime:
         ("%Y-%m-%d", "2026-01-31") if kind == "day" else ("%Y-%m-%dT%H", "2026-01-31T13")
     )
     try:
-        return dt.datetime.strptime(text, pattern)
+        start = dt.datetime.strptime(text, pattern)
     except ValueError:
         raise ValueError(f"{text!r} is not a UTC {kind} like {example}") from None
+    if not EARLIEST_START <= start <= LATEST_START:
+        raise ValueError(
+            f"{text!r} is out of range: windows start from {EARLIEST_START:%Y-%m-%d} to "
+            f"{LATEST_START:%Y-%m-%d}"
+        )
+    return start
 
 
 def kind_of(text: str) -> WindowKind:
@@ -110,6 +122,8 @@ def requested_windows(
     ``--date D`` is the day D (with ``--window hour``: its 24 hours); ``--hour H`` one hour;
     ``--from A --to B`` every window from A to B, both inclusive.
     """
+    if range_to is not None and range_from is None:
+        raise ValueError("--to needs --from (it cannot be used with --date or --hour)")
     if date is not None:
         day = parse_window_start("day", date)
         if kind == "hour":
@@ -135,3 +149,8 @@ def requested_windows(
     if latest < earliest:
         raise ValueError(f"--to {range_to} is before --from {range_from}")
     return inferred, list(window_starts(inferred, earliest, latest))
+
+
+def utc_now() -> dt.datetime:
+    """The current time as naive UTC, like window starts."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

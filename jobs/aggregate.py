@@ -4,6 +4,9 @@
 ./spark-submit.sh jobs/aggregate.py --window day --date 2026-01-31
 ./spark-submit.sh jobs/aggregate.py --hour 2026-01-31T13
 ./spark-submit.sh jobs/aggregate.py --from 2026-01-01 --to 2026-01-31   # backfill
+
+Exit codes: 0 published; 1 failed (one line says why); 2 bad arguments or config; 75 another run
+holds the aggregation lease (one line names it and when its lease ends; retry later).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream_spark.aggregate.run import run_aggregation
+from clickstream_spark.aggregate.lease import LEASE_HELD_EXIT, LeaseHeld, open_lease
+from clickstream_spark.aggregate.publish import new_run_id
+from clickstream_spark.aggregate.run import run_requests
 from clickstream_spark.cli import (
     add_config_argument,
     configure_logging,
@@ -75,31 +80,35 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     config = load_or_exit(args.parser, args.config)
     if args.request is not None:
-        runs = [args.request]
+        requests = [args.request]
     else:
-        runs = [(kind, None) for kind in ([args.kind] if args.kind else WINDOW_KINDS)]
+        requests = [(kind, None) for kind in ([args.kind] if args.kind else WINDOW_KINDS)]
 
-    spark = None
-    es = es_client(config.elasticsearch)
-    try:  # from the session on: any failure, at start too, ends with one line
-        check_master()
-        spark = (
-            SparkSession.builder.appName("clickstream-aggregate")
-            .config(map=session_conf(config))
-            .getOrCreate()
-        )
-        wait_for_executors(spark, config.spark.start_timeout_seconds)
-        for kind, starts in runs:
-            summary = run_aggregation(spark, es, config, kind, starts)
-            print(summary.text(), flush=True)
+    try:
+        # The lease comes first: a second run must exit at once, before it starts Spark.
+        with open_lease(config, new_run_id()) as (cql, lease):
+            check_master()
+            spark = None
+            es = es_client(config.elasticsearch)
+            try:  # from the session on: any failure, at start too, ends with one line
+                spark = (
+                    SparkSession.builder.appName("clickstream-aggregate")
+                    .config(map=session_conf(config))
+                    .getOrCreate()
+                )
+                wait_for_executors(spark, config.spark.start_timeout_seconds)
+                for summary in run_requests(spark, es, config, cql, lease, requests):
+                    print(summary.text(), flush=True)
+            finally:
+                es.close()
+                if spark is not None:
+                    spark.stop()
         print(f"published to Elasticsearch alias {config.elasticsearch.index}", flush=True)
         return 0
+    except LeaseHeld as exc:
+        fail("aggregate.py", str(exc), code=LEASE_HELD_EXIT)
     except Exception as exc:  # any failure ends the job with one clear line
         fail("aggregate.py", one_line(exc))
-    finally:
-        es.close()
-        if spark is not None:
-            spark.stop()
 
 
 if __name__ == "__main__":

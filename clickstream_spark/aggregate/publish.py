@@ -1,21 +1,23 @@
 """Publish aggregation results to Elasticsearch so that readers never see a half-written result.
 
 Readers query the alias ``clickstream_index``. Behind it, results live in concrete indices, one per
-*shelf*: the hour windows of one UTC day, or the day windows of one UTC month. A run that
-re-aggregates some windows
+*shelf* (:mod:`~clickstream_spark.aggregate.shelves`). A run publishes step by step, one shelf at a
+time and in time order; each step
 
-1. creates, for every shelf it touches, a fresh concrete index (mapping from the index template,
-   checked to be the strict one);
-2. writes into it, through ES-Hadoop, the new documents and the documents of the shelf's other
-   windows, copied from the index the alias serves now (so they keep their values and
-   ``computed_at``);
-3. checks every new index holds exactly the documents it should;
-4. in ONE ``_aliases`` request, points the alias at the new indices and removes the superseded
-   ones, so readers switch atomically from the previous complete result to the new one.
+1. creates a fresh concrete index ``<alias>-<shelf>-<run id>``, its mapping from the index template
+   (checked to be the strict one) with the run id in the mapping's ``_meta``;
+2. writes into it, through ES-Hadoop, the recomputed documents, then the documents of the shelf's
+   other windows copied from the indices the alias serves for that period (so they keep their
+   values and ``computed_at``);
+3. checks the new index holds exactly the documents written to it;
+4. in ONE ``_aliases`` request, points the alias at it and removes the indices it replaces, so
+   readers switch atomically from the previous complete result to the new one.
 
 An index left behind by a run that died before step 4 is not behind the alias, so no reader sees
-it; the next run deletes it. Document ids are a hash of (window, window_start, url, country), so a
-rerun writes identical documents.
+it. Only the run holding the aggregation lease (:mod:`~clickstream_spark.aggregate.lease`)
+publishes or deletes, so every other run is gone: the next run deletes what they left, never an
+index of its own. Document ids are a hash of (window, window_start, url, country), so a rerun
+writes identical documents.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
 
 from elasticsearch import Elasticsearch, NotFoundError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from clickstream_spark.aggregate.shelves import Shelf, Step
 from clickstream_spark.config import ElasticsearchConfig
 from clickstream_spark.schema import METRICS_SCHEMA
 from clickstream_spark.windows import Window
@@ -37,28 +40,12 @@ from clickstream_spark.windows import Window
 log = logging.getLogger(__name__)
 
 ES_FORMAT = "org.elasticsearch.spark.sql"
-INDEX_COLUMN = "_index_name"
 ID_COLUMN = "_doc_id"
-NEW_COLUMN = "_recomputed"  # False for documents carried over from the served index
 DOCUMENT_FIELDS = (*METRICS_SCHEMA.fieldNames(), "computed_at")
 
 
 class PublishError(RuntimeError):
     """The new result could not be published; the alias still serves the previous one."""
-
-
-def shelf_of(window: Window) -> str:
-    """The concrete-index group a window's documents live in."""
-    if window.kind == "hour":
-        return f"hour-{window.start:%Y.%m.%d}"
-    return f"day-{window.start:%Y.%m}"
-
-
-def shelf_column(kind: Column, start: Column) -> Column:
-    """:func:`shelf_of` as a Spark expression of a window's kind and start (kept in step)."""
-    return F.when(
-        kind == F.lit("hour"), F.concat(F.lit("hour-"), F.date_format(start, "yyyy.MM.dd"))
-    ).otherwise(F.concat(F.lit("day-"), F.date_format(start, "yyyy.MM")))
 
 
 def _iso_utc(timestamp: Column) -> Column:
@@ -71,8 +58,8 @@ def document_id(kind: Column, start: Column, url: Column, country: Column) -> Co
     return F.sha2(key, 256).substr(1, 40)
 
 
-def run_suffix(now: dt.datetime | None = None) -> str:
-    """Sortable, unique suffix for this run's concrete indices."""
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable, unique id of a run; it ends the names of the concrete indices the run creates."""
     now = now or dt.datetime.now(dt.UTC)
     return f"{now:%Y%m%dt%H%M%S}-{secrets.token_hex(3)}"
 
@@ -80,13 +67,14 @@ def run_suffix(now: dt.datetime | None = None) -> str:
 class Publisher:
     """Elasticsearch side of a run: index life cycle and the atomic alias swap."""
 
-    def __init__(self, client: Elasticsearch, config: ElasticsearchConfig) -> None:
+    def __init__(self, client: Elasticsearch, config: ElasticsearchConfig, run_id: str) -> None:
         self.client = client
         self.alias = config.index
+        self.run_id = run_id
 
     # -- reading the current state -------------------------------------------------------
 
-    def served_indices(self) -> dict[str, str]:
+    def served_indices(self) -> dict[Shelf, str]:
         """shelf -> concrete index the alias points at now."""
         try:
             aliased = self.client.indices.get_alias(name=self.alias)
@@ -94,11 +82,13 @@ class Publisher:
             return {}
         return {self.shelf_of_index(index): index for index in aliased}
 
-    def shelf_of_index(self, index: str) -> str:
-        # <alias>-<kind>-<period>-<run suffix>; the suffix has one dash inside.
-        rest = index.removeprefix(f"{self.alias}-")
-        kind, period = rest.split("-")[:2]
-        return f"{kind}-{period}"
+    def shelf_of_index(self, index: str) -> Shelf:
+        # <alias>-<kind>-<period>-<run id>; the run id has one dash inside.
+        kind, period = index.removeprefix(f"{self.alias}-").split("-")[:2]
+        try:
+            return Shelf.parse(f"{kind}-{period}")
+        except ValueError as exc:
+            raise PublishError(f"the alias {self.alias} serves {index}: {exc}") from None
 
     def check_alias_is_free(self) -> None:
         """An index literally named like the alias would shadow it: refuse clearly."""
@@ -111,61 +101,62 @@ class Publisher:
             )
 
     def remove_orphans(self) -> list[str]:
-        """Delete this project's indices no alias serves: leftovers of runs that died."""
+        """Delete the project's indices no alias serves and another run created.
+
+        Called by the lease holder: every other run is gone (its lease expired or was released),
+        so their unpublished indices are leftovers. This run's own are never touched.
+        """
         served = set(self.served_indices().values())
         existing = self.client.indices.get(index=f"{self.alias}-*", expand_wildcards="open,closed")
-        orphans = sorted(set(existing) - served)
-        for index in orphans:
-            self.client.indices.delete(index=index, ignore_unavailable=True)
+        orphans = []
+        for index in sorted(set(existing) - served):
+            owner = existing[index].get("mappings", {}).get("_meta", {}).get("run_id")
+            if owner != self.run_id:
+                self.client.indices.delete(index=index, ignore_unavailable=True)
+                log.info("removed index %s left by run %s, which is gone", index, owner)
+                orphans.append(index)
         if orphans:
             log.info("removed %d index(es) left by an interrupted run: %s", len(orphans), orphans)
         return orphans
 
     # -- building and swapping ------------------------------------------------------------
 
-    def create_indices(self, shelves: Iterable[str], suffix: str) -> dict[str, str]:
-        """shelf -> new, empty concrete index with the template's strict mapping."""
-        created = {}
-        for shelf in sorted(set(shelves)):
-            index = f"{self.alias}-{shelf}-{suffix}"
-            self.client.indices.create(index=index)
-            mapping = self.client.indices.get_mapping(index=index)[index]["mappings"]
-            if mapping.get("dynamic") != "strict" or set(mapping.get("properties", {})) != set(
-                DOCUMENT_FIELDS
-            ):
-                self.client.indices.delete(index=index)
-                raise PublishError(
-                    f"index template for {self.alias}* is missing or not the strict mapping of "
-                    "conf/elasticsearch/clickstream.template.json: run `make up` (bootstrap)"
-                )
-            created[shelf] = index
-        return created
+    def create_index(self, shelf: Shelf) -> str:
+        """A new, empty concrete index for ``shelf`` with the template's strict mapping."""
+        index = f"{self.alias}-{shelf.name}-{self.run_id}"
+        self.client.indices.create(index=index, mappings={"_meta": {"run_id": self.run_id}})
+        mapping = self.client.indices.get_mapping(index=index)[index]["mappings"]
+        if mapping.get("dynamic") != "strict" or set(mapping.get("properties", {})) != set(
+            DOCUMENT_FIELDS
+        ):
+            self.client.indices.delete(index=index)
+            raise PublishError(
+                f"index template for {self.alias}* is missing or not the strict mapping of "
+                "conf/elasticsearch/clickstream.template.json: run `make up` (bootstrap)"
+            )
+        return index
 
-    def verify_counts(self, expected: dict[str, int]) -> None:
-        """Each new index must hold exactly the documents written to it."""
-        if not expected:
-            return
-        self.client.indices.refresh(index=",".join(expected))
-        for index, count in expected.items():
-            found = self.client.count(index=index)["count"]
-            if found != count:
-                raise PublishError(f"{index} holds {found} documents, expected {count}")
+    def verify_count(self, index: str, expected: int) -> None:
+        """The new index must hold exactly the documents written to it."""
+        self.client.indices.refresh(index=index)
+        found = self.client.count(index=index)["count"]
+        if found != expected:
+            raise PublishError(f"{index} holds {found} documents, expected {expected}")
 
-    def swap(self, new: dict[str, str], old: dict[str, str]) -> None:
-        """Point the alias at the new indices and drop the superseded ones, atomically."""
-        actions: list[dict] = [
-            {"add": {"index": index, "alias": self.alias}} for index in new.values()
-        ]
-        actions += [{"remove_index": {"index": old[shelf]}} for shelf in new if shelf in old]
+    def swap(self, index: str, replaced: Sequence[str]) -> None:
+        """Point the alias at ``index`` and drop the indices it replaces, atomically."""
+        actions: list[dict] = [{"add": {"index": index, "alias": self.alias}}]
+        actions += [{"remove_index": {"index": old}} for old in replaced]
         self.client.indices.update_aliases(actions=actions)
 
-    def discard(self, indices: Iterable[str]) -> None:
-        for index in indices:
-            self.client.indices.delete(index=index, ignore_unavailable=True)
+    def discard(self, index: str) -> None:
+        self.client.indices.delete(index=index, ignore_unavailable=True)
 
 
 def carried_over(previous: DataFrame, recomputed: Sequence[Window]) -> DataFrame:
     """Documents of the served indices whose windows this run does not recompute."""
+    if not recomputed:
+        return previous
     recomputed_keys = previous.sparkSession.createDataFrame(
         [(window.kind, window.start) for window in recomputed],
         "window string, window_start timestamp",
@@ -174,43 +165,36 @@ def carried_over(previous: DataFrame, recomputed: Sequence[Window]) -> DataFrame
 
 
 def to_documents(metrics: DataFrame, computed_at: dt.datetime) -> DataFrame:
-    """METRICS_SCHEMA rows -> documents with their id and shelf (both excluded from _source)."""
+    """METRICS_SCHEMA rows -> DOCUMENT_FIELDS rows."""
     return metrics.select(
-        *METRICS_SCHEMA.fieldNames(),
-        F.lit(computed_at).cast("timestamp").alias("computed_at"),
-        F.lit(True).alias(NEW_COLUMN),
+        *METRICS_SCHEMA.fieldNames(), F.lit(computed_at).cast("timestamp").alias("computed_at")
     )
 
 
-def with_routing(documents: DataFrame, indices: dict[str, str]) -> DataFrame:
-    """Add the target concrete index and the document id to each document."""
-    mapping = F.create_map(
-        *[x for shelf, index in indices.items() for x in (F.lit(shelf), F.lit(index))]
-    )
+def with_ids(documents: DataFrame) -> DataFrame:
+    """Documents as they are sent: ISO dates and the document id (excluded from _source)."""
     # Dates go out as ISO-8601 UTC text: ES-Hadoop would send epoch millis, which readers of
     # _source would then have to decode.
     iso = {name: _iso_utc(F.col(name)).alias(name) for name in ("window_start", "computed_at")}
     return documents.select(
         *[iso.get(name, F.col(name)) for name in DOCUMENT_FIELDS],
-        NEW_COLUMN,
-        mapping[shelf_column(F.col("window"), F.col("window_start"))].alias(INDEX_COLUMN),
         document_id(F.col("window"), F.col("window_start"), F.col("url"), F.col("country")).alias(
             ID_COLUMN
         ),
     )
 
 
-def write_documents(routed: DataFrame) -> None:
-    """Bulk-write through ES-Hadoop into each document's own concrete index."""
+def write_documents(documents: DataFrame, index: str) -> None:
+    """Bulk-write documents (with their ids) through ES-Hadoop into the concrete ``index``."""
     (
-        routed.write.format(ES_FORMAT)
-        .option("es.resource", f"{{{INDEX_COLUMN}}}")
+        documents.write.format(ES_FORMAT)
+        .option("es.resource", index)
         .option("es.mapping.id", ID_COLUMN)
-        .option("es.mapping.exclude", f"{INDEX_COLUMN},{ID_COLUMN},{NEW_COLUMN}")
+        .option("es.mapping.exclude", ID_COLUMN)
         .option("es.write.operation", "create")
-        # The indices exist already (created with their checked mapping); ES-Hadoop cannot
-        # verify a per-document {pattern} resource up front, so it must not try.
-        .option("es.index.auto.create", "true")
+        # The index exists already, with its checked mapping; if it is gone, fail, never
+        # create one from the template behind the run's back.
+        .option("es.index.auto.create", "false")
         .option("es.spark.dataframe.write.null", "true")
         .option("es.batch.write.retry.count", "3")
         .mode("append")
@@ -230,88 +214,115 @@ def read_documents(spark: SparkSession, indices: Iterable[str]) -> DataFrame:
     return frame.select(
         *[F.col(name).cast(types[name]).alias(name) for name in METRICS_SCHEMA.fieldNames()],
         F.col("computed_at").cast("timestamp").alias("computed_at"),
-        F.lit(False).alias(NEW_COLUMN),
     )
 
 
-@dataclass(frozen=True)
-class PublishResult:
-    documents: int  # written by this run, carried-over ones included
-    recomputed_documents: int
-    indices: dict[str, str]  # shelf -> new concrete index
-
-
-def publish(
-    spark: SparkSession,
-    client: Elasticsearch,
-    config: ElasticsearchConfig,
-    metrics: DataFrame,
-    recomputed: Sequence[Window],
-    computed_at: dt.datetime,
-) -> PublishResult:
-    """Replace the results of ``recomputed`` windows by ``metrics``, atomically for readers."""
-    publisher = Publisher(client, config)
-    publisher.check_alias_is_free()
-    publisher.remove_orphans()
-    served = publisher.served_indices()
-    shelves = {shelf_of(window) for window in recomputed}
-    new = publisher.create_indices(shelves, run_suffix())
+def _count_and_write(
+    spark: SparkSession, documents: DataFrame, index: str, what: str
+) -> dict[dt.datetime, int]:
+    """Write ``documents`` into ``index``; how many there were per window start."""
+    documents = documents.persist()
     try:
-        documents = to_documents(metrics, computed_at)
-        previous = [served[shelf] for shelf in sorted(shelves) if shelf in served]
-        if previous:
-            documents = documents.unionByName(
-                carried_over(read_documents(spark, previous), recomputed)
-            )
-        counts, recomputed_documents = _count_and_write(spark, with_routing(documents, new))
-        publisher.verify_counts({index: counts.get(index, 0) for index in new.values()})
-        publisher.swap(new, served)
-    except Exception as exc:
-        _discard_unpublished(publisher, new)
-        # The operator's first question is whether readers are affected: say they are not,
-        # and keep the cause (a JVM error, a refused connection) on the same line.
-        raise PublishError(not_published(publisher.alias, recomputed)) from exc
-    except BaseException:  # KeyboardInterrupt, SystemExit: clean up, change nothing else
-        _discard_unpublished(publisher, new)
-        raise
-    return PublishResult(sum(counts.values()), recomputed_documents, new)
-
-
-def _count_and_write(spark: SparkSession, routed: DataFrame) -> tuple[dict[str, int], int]:
-    """Write the routed documents; return the count per concrete index and the recomputed."""
-    routed = routed.persist()
-    try:
-        spark.sparkContext.setJobDescription("publish: count documents per index")
-        per_index = routed.groupBy(INDEX_COLUMN, NEW_COLUMN).count().collect()
-        counts: dict[str, int] = {}
-        for row in per_index:
-            counts[row[INDEX_COLUMN]] = counts.get(row[INDEX_COLUMN], 0) + row["count"]
-        recomputed_documents = sum(r["count"] for r in per_index if r[NEW_COLUMN])
-        spark.sparkContext.setJobDescription(
-            f"publish: write {sum(counts.values())} documents to Elasticsearch"
-        )
-        write_documents(routed)
+        spark.sparkContext.setJobDescription(f"publish: count {what}")
+        rows = documents.groupBy("window_start").count().collect()
+        counts = {row["window_start"]: row["count"] for row in rows}
+        if counts:
+            total = sum(counts.values())
+            spark.sparkContext.setJobDescription(f"publish: write {total} {what} to {index}")
+            write_documents(with_ids(documents), index)
     finally:
-        routed.unpersist()
+        documents.unpersist()
         spark.sparkContext.setJobDescription(None)
-    return counts, recomputed_documents
+    return counts
 
 
-def not_published(alias: str, recomputed: Sequence[Window]) -> str:
-    kinds = "/".join(sorted({window.kind for window in recomputed}))
-    return (
-        f"{len(recomputed)} {kinds} window(s) not published (the alias {alias} still serves "
-        "the previous result; rerun to publish them)"
+class ShelfPublication:
+    """One step, as a context: a new index for the step's shelf, written inside the block and
+    published when the block ends (carried-over documents copied, counted, alias swapped).
+
+    Any failure discards the new index and raises :class:`PublishError`, which says that readers
+    still see the previous result of those windows. ``before_swap`` runs just before the swap
+    (the lease check: never publish without holding it).
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        publisher: Publisher,
+        step: Step,
+        before_swap: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.spark, self.publisher, self.step = spark, publisher, step
+        self.before_swap = before_swap
+        self.index = ""
+        self.recomputed = 0  # documents of the recomputed windows
+        self.kept = 0  # documents copied from the replaced indices
+
+    def __enter__(self) -> ShelfPublication:
+        try:
+            self.index = self.publisher.create_index(self.step.shelf)
+        except PublishError:  # already says what to do
+            raise
+        except Exception as exc:
+            raise PublishError(not_published(self.publisher.alias, self.step)) from exc
+        return self
+
+    def write(self, metrics: DataFrame, computed_at: dt.datetime) -> dict[dt.datetime, int]:
+        """Write the documents of (some of) the recomputed windows; how many per window."""
+        documents = to_documents(metrics, computed_at)
+        counts = _count_and_write(self.spark, documents, self.index, "documents")
+        self.recomputed += sum(counts.values())
+        return counts
+
+    def _finish(self) -> None:
+        if self.step.replaced:
+            previous = read_documents(self.spark, self.step.replaced)
+            kept = carried_over(previous, self.step.windows)
+            counts = _count_and_write(self.spark, kept, self.index, "carried-over documents")
+            self.kept = sum(counts.values())
+        self.publisher.verify_count(self.index, self.recomputed + self.kept)
+        self.before_swap()
+        self.publisher.swap(self.index, self.step.replaced)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            try:
+                self._finish()
+            except BaseException as error:
+                self._fail(error)
+                raise
+            return False
+        self._fail(exc)
+        return False
+
+    def _fail(self, exc: BaseException) -> None:
+        """Discard the unpublished index; say what an error means for readers (an interrupt,
+        KeyboardInterrupt or SystemExit, goes on as it is)."""
+        _discard_unpublished(self.publisher, self.index)
+        if isinstance(exc, Exception):
+            # The operator's first question is whether readers are affected: say they are not,
+            # and keep the cause (a JVM error, a refused connection) on the same line.
+            raise PublishError(not_published(self.publisher.alias, self.step)) from exc
+
+
+def not_published(alias: str, step: Step) -> str:
+    what = (
+        f"{len(step.starts)} {step.shelf.kind} window(s) not published"
+        if step.starts
+        else f"{step.shelf.name} not consolidated"
     )
+    return f"{what} (the alias {alias} still serves the previous result; rerun to publish them)"
 
 
-def _discard_unpublished(publisher: Publisher, new: dict[str, str]) -> None:
+def _discard_unpublished(publisher: Publisher, index: str) -> None:
     """Nothing was swapped: readers still see the previous result. Best-effort clean-up; the
     next run removes whatever is left (an index a dead server could not delete, for one)."""
     try:
-        publisher.discard(new.values())
+        publisher.discard(index)
     except Exception:  # the server may be the thing that failed
-        log.warning(
-            "could not delete the unpublished indices %s (the next run deletes them)",
-            list(new.values()),
-        )
+        log.warning("could not delete the unpublished index %s (the next run deletes it)", index)

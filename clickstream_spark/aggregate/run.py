@@ -5,23 +5,33 @@ differs from the one recorded in ``aggregated_windows`` when the window was last
 The marks are read before the events, and the stream writes a mark only after its events, so
 every event a mark stands for is in what this run reads; anything newer gets a newer mark and is
 picked up by the next run. Only the stream's own timestamps are compared, never two clocks.
+
+A run publishes step by step, one shelf at a time in time order (:func:`plan_steps`), and records
+each step's windows as soon as the step is published: a run killed halfway keeps what it
+published, and the next one redoes only the rest. Within a step, windows are computed at most a
+week of events at a time, so memory and disk do not grow with the shelf.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cassandra.cluster import Session
+from cassandra.concurrent import execute_concurrent_with_args
 from elasticsearch import Elasticsearch
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from clickstream_spark.aggregate.lease import Lease
 from clickstream_spark.aggregate.plan import aggregate_windows
-from clickstream_spark.aggregate.publish import publish, shelf_of
+from clickstream_spark.aggregate.progress import Backfill, Progress
+from clickstream_spark.aggregate.publish import Publisher, ShelfPublication
+from clickstream_spark.aggregate.shelves import Step, plan_steps
 from clickstream_spark.config import Config
 from clickstream_spark.events_table import from_table_rows
 from clickstream_spark.schema import EVENT_BUCKETS
@@ -29,14 +39,16 @@ from clickstream_spark.tables import (
     AGGREGATED_WINDOWS_TABLE,
     CHANGED_WINDOWS_TABLE,
     EVENTS_TABLE,
-    append_to_table,
     read_table,
 )
-from clickstream_spark.windows import Window, WindowKind, hours_to_read
+from clickstream_spark.windows import WindowKind, hours_to_read, utc_now
 
 log = logging.getLogger(__name__)
 
 TOP_URLS = 10  # the summary lists this many URLs of the last window
+# Windows computed together inside a step: those starting within a week of the first one, so
+# one computation reads at most a week of events (plus look-ahead) however large the shelf.
+COMPUTE_SPAN = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -50,10 +62,19 @@ class RunSummary:
     documents_written: int = 0
     documents_recomputed: int = 0
     top_urls: list[tuple[str, int]] = field(default_factory=list)
+    consolidated: list[str] = field(default_factory=list)  # shelves merged into a coarse one
 
     def text(self) -> str:
+        lines = self._windows_lines()
+        if self.consolidated:
+            shown = ", ".join(self.consolidated[:5])
+            more = "" if len(self.consolidated) <= 5 else f" and {len(self.consolidated) - 5} more"
+            lines.append(f"{self.kind} shelves consolidated (older windows, copied): {shown}{more}")
+        return "\n".join(lines)
+
+    def _windows_lines(self) -> list[str]:
         if not self.starts:
-            return f"{self.kind} windows: nothing changed since the last run"
+            return [f"{self.kind} windows: nothing changed since the last run"]
         earliest, latest = self.starts[0], self.starts[-1]
         lines = [
             f"{self.kind} windows done: {len(self.starts)} ({earliest:%Y-%m-%d %H:%M} .. "
@@ -72,7 +93,23 @@ class RunSummary:
                 f"top {len(self.top_urls)} URLs by clicks, {latest:%Y-%m-%d %H:%M} {self.kind}:"
             )
             lines += [f"  {clicks:>10}  {url}" for url, clicks in self.top_urls]
-        return "\n".join(lines)
+        return lines
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every step of one run shares."""
+
+    spark: SparkSession
+    config: Config
+    cql: Session
+    publisher: Publisher
+    lease: Lease
+    now: dt.datetime  # naive UTC, when the run started: it decides the shelves
+
+    @property
+    def keyspace(self) -> str:
+        return self.config.cassandra.keyspace
 
 
 def _changed_at_by_start(
@@ -106,6 +143,19 @@ def pending_windows(
     return sorted(start for start, changed_at in marked.items() if done.get(start) != changed_at)
 
 
+def compute_chunks(
+    starts: Sequence[dt.datetime], span: dt.timedelta = COMPUTE_SPAN
+) -> list[list[dt.datetime]]:
+    """Sorted ``starts`` in runs of windows that start within ``span`` of each run's first."""
+    chunks: list[list[dt.datetime]] = []
+    for start in starts:
+        if chunks and start - chunks[-1][0] < span:
+            chunks[-1].append(start)
+        else:
+            chunks.append([start])
+    return chunks
+
+
 def read_events(spark: SparkSession, config: Config, hours: list[dt.datetime]) -> DataFrame:
     """Events of the given event-table hours only: every partition key is named, no scan.
 
@@ -127,40 +177,38 @@ def _persisted(frame: DataFrame, level: StorageLevel | None = None) -> Iterator[
         frame.unpersist()
 
 
-def _read(
+@contextmanager
+def _computed(
     spark: SparkSession, config: Config, kind: WindowKind, starts: list[dt.datetime]
-) -> DataFrame:
-    """The events of the windows and of their look-ahead (lazy)."""
+) -> Iterator[tuple[DataFrame, int]]:
+    """The metrics of the windows (cached for the block) and the number of rows read."""
     hours = hours_to_read(kind, starts)
     log.info("reading %d hour(s) of events for %d %s window(s)", len(hours), len(starts), kind)
     spark.sparkContext.setJobDescription(
         f"aggregate {kind}: read {len(hours)} hour(s) from Cassandra"
     )
-    return read_events(spark, config, hours)
-
-
-def _compute(
-    events: DataFrame, config: Config, kind: WindowKind, starts: list[dt.datetime], rows_in: int
-) -> DataFrame:
-    """The metrics of the windows (lazy)."""
-    events.sparkSession.sparkContext.setJobDescription(
-        f"aggregate {kind}: metrics of {len(starts)} window(s)"
-    )
-    return aggregate_windows(
-        events,
-        kind,
-        starts,
-        rows=rows_in,
-        max_rows_per_call=config.aggregate.max_rows_per_pandas_call,
-    )
+    with _persisted(read_events(spark, config, hours), StorageLevel.MEMORY_AND_DISK) as events:
+        rows_in = events.count()
+        log.info("%d events read", rows_in)
+        spark.sparkContext.setJobDescription(
+            f"aggregate {kind}: metrics of {len(starts)} window(s)"
+        )
+        metrics = aggregate_windows(
+            events,
+            kind,
+            starts,
+            rows=rows_in,
+            max_rows_per_call=config.aggregate.max_rows_per_pandas_call,
+        )
+        with _persisted(metrics) as cached:
+            yield cached, rows_in
 
 
 def _empty_starts(
-    metrics: DataFrame, kind: WindowKind, starts: list[dt.datetime]
+    kind: WindowKind, starts: list[dt.datetime], documents: dict[dt.datetime, int]
 ) -> list[dt.datetime]:
     """Starts of the windows without a single event: published empty, which is not an error."""
-    with_data = {r["window_start"] for r in metrics.select("window_start").distinct().collect()}
-    empty = [start for start in starts if start not in with_data]
+    empty = [start for start in starts if start not in documents]
     for start in empty:
         log.info("%s window %s has no data: it is published empty", kind, start)
     return empty
@@ -181,63 +229,139 @@ def _top_urls(metrics: DataFrame, kind: WindowKind, start: dt.datetime) -> list[
 
 
 def _record(
-    spark: SparkSession,
-    config: Config,
-    kind: WindowKind,
-    starts: list[dt.datetime],
+    run: Run,
+    step: Step,
     marked: dict[dt.datetime, dt.datetime],
-    indices: dict[str, str],
+    index: str,
     aggregated_at: dt.datetime,
 ) -> None:
-    """Remember, per window, the mark it was computed from and the index now serving it."""
-    rows = [
-        (kind, start, marked.get(start), aggregated_at, indices[shelf_of(Window(kind, start))])
-        for start in starts
-    ]
-    frame = spark.createDataFrame(
-        rows,
-        "window string, window_start timestamp, changed_at timestamp, "
-        "aggregated_at timestamp, index_name string",
+    """Remember, per window, the mark it was computed from and the index now serving it (the
+    windows a step carried over moved to that index too)."""
+    table = f"{run.keyspace}.{AGGREGATED_WINDOWS_TABLE}"
+    kind = step.shelf.kind
+    insert = run.cql.prepare(
+        f"INSERT INTO {table} (window, window_start, changed_at, aggregated_at, index_name) "
+        "VALUES (?, ?, ?, ?, ?)"
     )
-    append_to_table(frame, config, AGGREGATED_WINDOWS_TABLE)
+    rows = [(kind, start, marked.get(start), aggregated_at, index) for start in step.starts]
+    execute_concurrent_with_args(run.cql, insert, rows, raise_on_first_error=True)
+    if not step.replaced:
+        return
+    shelf_rows = run.cql.execute(
+        f"SELECT window_start FROM {table} WHERE window = %s AND window_start >= %s "
+        "AND window_start < %s",
+        (kind, step.shelf.start, step.shelf.end),
+    )
+    moved = [row.window_start for row in shelf_rows if row.window_start not in step.starts]
+    update = run.cql.prepare(
+        f"UPDATE {table} SET index_name = ? WHERE window = ? AND window_start = ?"
+    )
+    execute_concurrent_with_args(
+        run.cql, update, [(index, kind, start) for start in moved], raise_on_first_error=True
+    )
+
+
+@dataclass
+class _Totals:
+    """What the steps of one run add up to, for its summary."""
+
+    last_start: dt.datetime | None
+    empty_starts: list[dt.datetime] = field(default_factory=list)
+    rows_in: int = 0
+    written: int = 0
+    recomputed: int = 0
+    top_urls: list[tuple[str, int]] = field(default_factory=list)
+    consolidated: list[str] = field(default_factory=list)
+
+
+def _publish_step(
+    run: Run,
+    step: Step,
+    marked: dict[dt.datetime, dt.datetime],
+    progress: Progress,
+    totals: _Totals,
+    backfill: Backfill | None,
+) -> None:
+    """Compute the step's windows a week at a time into a new index, publish it, record it."""
+    kind = step.shelf.kind
+    computed_at = utc_now().replace(microsecond=0)
+    publication = ShelfPublication(run.spark, run.publisher, step, before_swap=run.lease.check)
+    with publication:
+        for chunk in compute_chunks(step.starts):
+            with _computed(run.spark, run.config, kind, chunk) as (metrics, rows_in):
+                documents = publication.write(metrics, computed_at)
+                totals.rows_in += rows_in
+                totals.empty_starts += _empty_starts(kind, chunk, documents)
+                if totals.last_start in chunk:
+                    totals.top_urls = _top_urls(metrics, kind, totals.last_start)
+            log.info(progress.advance(len(chunk)))
+    run.spark.sparkContext.setJobDescription(None)
+    totals.written += publication.recomputed + publication.kept
+    totals.recomputed += publication.recomputed
+    if not step.starts:
+        totals.consolidated.append(step.shelf.name)
+    _record(run, step, marked, publication.index, computed_at)
+    if backfill is not None and step.starts:
+        backfill.published(step.starts[-1])
+    # Logged once recorded: a run killed after this line is resumed after this step.
+    log.info(
+        "published %s as %s: %d window(s) recomputed, %d documents (%d carried over), "
+        "replacing %d index(es)",
+        step.shelf.name,
+        publication.index,
+        len(step.starts),
+        publication.recomputed + publication.kept,
+        publication.kept,
+        len(step.replaced),
+    )
 
 
 def run_aggregation(
+    run: Run, kind: WindowKind, starts: list[dt.datetime] | None = None
+) -> RunSummary:
+    """Aggregate ``starts`` (a backfill), or, when None, every window changed since the last run."""
+    marked = marks(run.spark, run.config, kind)
+    backfill = None
+    if starts is None:
+        todo = pending_windows(marked, published(run.spark, run.config, kind))
+        log.info("incremental %s run: %d window(s) changed since the last run", kind, len(todo))
+        total = len(todo)
+    else:
+        backfill = Backfill(run.cql, run.keyspace, kind, starts[0], starts[-1])
+        through = backfill.begin(run.publisher.run_id)
+        todo = starts if through is None else [start for start in starts if start > through]
+        total = len(starts)
+    steps = plan_steps(kind, todo, run.publisher.served_indices(), run.now)
+    progress = Progress(kind, total=total, done=total - len(todo))
+    totals = _Totals(last_start=todo[-1] if todo else None)
+    for step in steps:
+        _publish_step(run, step, marked, progress, totals, backfill)
+    if backfill is not None:
+        backfill.finish()
+    return RunSummary(
+        kind=kind,
+        starts=todo,
+        empty_starts=totals.empty_starts,
+        rows_in=totals.rows_in,
+        documents_written=totals.written,
+        documents_recomputed=totals.recomputed,
+        top_urls=totals.top_urls,
+        consolidated=totals.consolidated,
+    )
+
+
+def run_requests(
     spark: SparkSession,
     es: Elasticsearch,
     config: Config,
-    kind: WindowKind,
-    starts: list[dt.datetime] | None = None,
-) -> RunSummary:
-    """Aggregate ``starts`` (or, when None, every window changed since the last run)."""
-    marked = marks(spark, config, kind)
-    if starts is None:
-        starts = pending_windows(marked, published(spark, config, kind))
-        log.info("incremental %s run: %d window(s) changed since the last run", kind, len(starts))
-    if not starts:
-        return RunSummary(kind, [])
-
-    read = _read(spark, config, kind, starts)
-    try:
-        with _persisted(read, StorageLevel.MEMORY_AND_DISK) as events:
-            rows_in = events.count()
-            log.info("%d events read", rows_in)
-            with _persisted(_compute(events, config, kind, starts, rows_in)) as metrics:
-                empty = _empty_starts(metrics, kind, starts)
-                computed_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-                windows = [Window(kind, start) for start in starts]
-                result = publish(spark, es, config.elasticsearch, metrics, windows, computed_at)
-                top_urls = _top_urls(metrics, kind, starts[-1])
-    finally:
-        spark.sparkContext.setJobDescription(None)
-
-    _record(spark, config, kind, starts, marked, result.indices, computed_at)
-    return RunSummary(
-        kind=kind,
-        starts=starts,
-        empty_starts=empty,
-        rows_in=rows_in,
-        documents_written=result.documents,
-        documents_recomputed=result.recomputed_documents,
-        top_urls=top_urls,
-    )
+    cql: Session,
+    lease: Lease,
+    requests: Sequence[tuple[WindowKind, list[dt.datetime] | None]],
+) -> Iterator[RunSummary]:
+    """One run, holding ``lease``: clear what gone runs left, then each (kind, starts) request."""
+    publisher = Publisher(es, config.elasticsearch, lease.run_id)
+    publisher.check_alias_is_free()
+    publisher.remove_orphans()
+    run = Run(spark, config, cql, publisher, lease, utc_now())
+    for kind, starts in requests:
+        yield run_aggregation(run, kind, starts)

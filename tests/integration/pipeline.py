@@ -392,6 +392,14 @@ def assert_cassandra_matches(pipeline: Pipeline, cassandra: Session, sent: list[
 # -- fault tests: counting and a steady producer ------------------------------------------------
 
 
+def wait_for_lease_end(session: Session, keyspace: str, timeout_s: float = 600) -> None:
+    """Wait until no run holds the aggregation lease (a killed run's ends with its TTL)."""
+    deadline = time.monotonic() + timeout_s
+    while session.execute(f"SELECT run_id FROM {keyspace}.aggregate_lease").one() is not None:
+        assert time.monotonic() < deadline, f"the aggregation lease still held after {timeout_s} s"
+        time.sleep(0.5)
+
+
 def stored_count(session: Session, keyspace: str) -> int:
     """Messages the stream has written so far: events plus quarantined messages."""
     count = 0

@@ -28,10 +28,13 @@ from pathlib import Path
 from subprocess import Popen
 
 import pytest
+from cassandra.cluster import Session
 from elasticsearch import Elasticsearch
 
 from clickstream_spark.aggregate.publish import Publisher
+from clickstream_spark.aggregate.shelves import shelf_for
 from clickstream_spark.config import load_config
+from clickstream_spark.windows import Window, utc_now
 from tests.integration.pipeline import (
     Pipeline,
     assert_same_metrics,
@@ -39,6 +42,7 @@ from tests.integration.pipeline import (
     kill_hard,
     published,
     reference_documents,
+    wait_for_lease_end,
 )
 from tests.integration.servers import kill_server, restored, start_server
 
@@ -46,7 +50,7 @@ pytestmark = pytest.mark.slow
 
 DAY = dt.date(2026, 4, 18)
 # 01:00-23:00 UTC: no event's 30-minute look-back reaches another day, so every run touches
-# exactly two shelves (the hour windows of DAY, the day windows of its month).
+# exactly two shelves (the hour windows of DAY, the day windows of DAY).
 PERIOD = ("--start", f"{DAY}T01:00:00Z", "--end", f"{DAY}T23:00:00Z")
 FIRST_EVENTS = 3000
 MORE_EVENTS = 1000
@@ -57,8 +61,14 @@ FAULT_BULK_ENTRIES = "5"
 KILL_AFTER_DOCUMENTS = 100
 WRITE_TIMEOUT_S = 300  # until the new index holds documents (the job starts Spark first)
 FAIL_TIMEOUT_S = 180  # from Elasticsearch's death to the job's exit
-HOUR_SHELF = f"hour-{DAY:%Y.%m.%d}"
-SHELVES = {HOUR_SHELF, f"day-{DAY:%Y.%m}"}
+# The shelves of DAY's windows (which depend on how old DAY is when the test runs).
+HOUR_SHELF = shelf_for(Window("hour", dt.datetime.combine(DAY, dt.time())), utc_now()).name
+SHELVES = {
+    HOUR_SHELF,
+    shelf_for(Window("day", dt.datetime.combine(DAY, dt.time())), utc_now()).name,
+}
+# A killed run's lease ends this long after its last renewal; the rerun waits for it.
+LEASE_SECONDS = "15"
 
 
 @dataclass
@@ -117,7 +127,8 @@ def first_result(pipeline: Pipeline, es: Elasticsearch) -> list[dict]:
 def served(es: Elasticsearch, alias: str) -> dict[str, str]:
     """shelf -> concrete index behind the alias (read as the job reads it)."""
     config = dataclasses.replace(load_config().elasticsearch, index=alias)
-    return Publisher(es, config).served_indices()
+    served_indices = Publisher(es, config, run_id="").served_indices()
+    return {shelf.name: index for shelf, index in served_indices.items()}
 
 
 def all_indices(es: Elasticsearch, alias: str) -> set[str]:
@@ -125,9 +136,13 @@ def all_indices(es: Elasticsearch, alias: str) -> set[str]:
 
 
 def start_with_small_bulks(pipeline: Pipeline, log: Path) -> Popen:
-    """Start the aggregation with FAULT_BULK_ENTRIES documents per bulk request."""
-    small_bulks = {"CLICKSTREAM_ELASTICSEARCH_BATCH_SIZE_ENTRIES": FAULT_BULK_ENTRIES}
-    return pipeline.start("aggregate", log_path=log, env=small_bulks)
+    """Start the aggregation with FAULT_BULK_ENTRIES documents per bulk request and a lease of
+    LEASE_SECONDS."""
+    env = {
+        "CLICKSTREAM_ELASTICSEARCH_BATCH_SIZE_ENTRIES": FAULT_BULK_ENTRIES,
+        "CLICKSTREAM_AGGREGATE_LEASE_SECONDS": LEASE_SECONDS,
+    }
+    return pipeline.start("aggregate", log_path=log, env=env)
 
 
 @dataclass(frozen=True)
@@ -277,7 +292,7 @@ def test_elasticsearch_killed_while_the_aggregation_writes(
 
 
 def test_aggregation_killed_while_it_writes(
-    pipeline: Pipeline, es: Elasticsearch, first_result: list[dict]
+    pipeline: Pipeline, es: Elasticsearch, cassandra: Session, first_result: list[dict]
 ) -> None:
     outcome = Outcome("aggregation job SIGKILLed (whole process group) during its write")
     before = send_more(pipeline, es, first_result, 43, outcome)
@@ -298,4 +313,6 @@ def test_aggregation_killed_while_it_writes(
     assert KILL_AFTER_DOCUMENTS <= outcome.written_when_killed <= outcome.left_in_new_index
     assert_alias_unchanged(pipeline, es, after_fault, before, half_written)
 
+    with outcome.timed("the killed run's lease ends"):
+        wait_for_lease_end(cassandra, pipeline.keyspace)
     assert_rerun_publishes_everything(pipeline, es, before, half_written, outcome)

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from clickstream_spark.aggregate.run import RunSummary, pending_windows
+from clickstream_spark.aggregate.run import RunSummary, compute_chunks, pending_windows
 from clickstream_spark.windows import requested_windows
 
 T = dt.datetime
@@ -51,6 +51,11 @@ def test_requested_windows(args: tuple, expected: object) -> None:
         ((None, None, None, "2026-01-01", "2026-01-02T05"), "must both be dates"),
         (("hour", None, None, "2026-01-01", "2026-01-02"), "does not match"),
         ((None, None, None, "2026-01-02", "2026-01-01"), "before --from"),
+        ((None, "9999-12-31"), "out of range: windows start from 1970-01-01 to 2099-12-31"),
+        ((None, None, "1969-12-31T23"), "out of range"),
+        ((None, None, None, "2026-01-01", "2100-01-01"), "out of range"),
+        ((None, "2026-01-01", None, None, "2026-01-02"), "--to needs --from"),
+        (("hour", None, "2026-01-01T05", None, "2026-01-01T07"), "--to needs --from"),
     ],
 )
 def test_requested_windows_refuses_bad_input(args: tuple, message: str) -> None:
@@ -87,3 +92,19 @@ def test_summary_shows_the_first_five_empty_windows() -> None:
         "windows with no data (not an error): 2026-01-31 00:00, 2026-01-31 01:00, "
         "2026-01-31 02:00, 2026-01-31 03:00, 2026-01-31 04:00 and 2 more"
     )
+
+
+def test_compute_chunks_hold_a_week_of_windows_each() -> None:
+    hours = [T(2026, 1, 1, 22), T(2026, 1, 1, 23), T(2026, 1, 8, 21), T(2026, 1, 8, 22)]
+    assert compute_chunks(hours) == [hours[:3], hours[3:]]
+    days = [T(2026, 1, d) for d in range(1, 16)]
+    assert compute_chunks(days) == [days[:7], days[7:14], days[14:]]
+    assert compute_chunks([]) == []
+
+
+def test_summary_names_the_consolidated_shelves() -> None:
+    summary = RunSummary("hour", [], consolidated=["hour-2026.09", "hour-2026.10"])
+    assert summary.text().splitlines() == [
+        "hour windows: nothing changed since the last run",
+        "hour shelves consolidated (older windows, copied): hour-2026.09, hour-2026.10",
+    ]

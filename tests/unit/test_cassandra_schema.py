@@ -53,6 +53,8 @@ def test_statements_target_the_chosen_keyspace() -> None:
         "clickstream_it_x.quarantine",
         "clickstream_it_x.changed_windows",
         "clickstream_it_x.aggregated_windows",
+        "clickstream_it_x.aggregate_lease",
+        "clickstream_it_x.backfills",
     }
     assert not any("clickstream." in s for s in result)
 

@@ -5,28 +5,27 @@ import hashlib
 
 import pytest
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from clickstream_spark.aggregate import publish as publish_module
 from clickstream_spark.aggregate.publish import (
     DOCUMENT_FIELDS,
     ID_COLUMN,
-    INDEX_COLUMN,
+    Publisher,
     PublishError,
+    ShelfPublication,
     carried_over,
-    publish,
-    shelf_column,
-    shelf_of,
     to_documents,
-    with_routing,
+    with_ids,
 )
+from clickstream_spark.aggregate.shelves import Shelf, Step
 from clickstream_spark.config import ElasticsearchConfig
 from clickstream_spark.schema import METRICS_SCHEMA
 from clickstream_spark.windows import Window
 
 T = dt.datetime
 COMPUTED = T(2026, 3, 16, 4, 5, 6)
+RUN = "20260316t040506-abcdef"
 
 
 def metrics_rows(spark: SparkSession, *keys: tuple[str, dt.datetime, str, str]):
@@ -34,43 +33,31 @@ def metrics_rows(spark: SparkSession, *keys: tuple[str, dt.datetime, str, str]):
     return spark.createDataFrame(rows, METRICS_SCHEMA)
 
 
-def test_shelves_group_hours_by_day_and_days_by_month(spark: SparkSession) -> None:
-    assert shelf_of(Window("hour", T(2026, 3, 14, 23))) == "hour-2026.03.14"
-    assert shelf_of(Window("day", T(2026, 3, 14))) == "day-2026.03"
-    windows = [("hour", T(2026, 3, 14, 23)), ("day", T(2026, 12, 31)), ("hour", T(2026, 1, 1))]
-    frame = spark.createDataFrame(windows, "window string, window_start timestamp")
-    shelves = frame.select(shelf_column(F.col("window"), F.col("window_start")))
-    got = [r[0] for r in shelves.collect()]
-    assert got == [shelf_of(Window(k, s)) for k, s in windows]  # type: ignore[arg-type]
-
-
 def sha256_40(key: str) -> str:
     """A document id as the published indices hold it: the first 40 hex digits of SHA-256."""
     return hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
-def test_documents_are_routed_with_deterministic_ids_and_iso_dates(spark: SparkSession) -> None:
+def test_documents_get_deterministic_ids_and_iso_dates(spark: SparkSession) -> None:
     metrics = metrics_rows(
         spark,
         ("hour", T(2026, 3, 14, 23), "/a", "FR"),
         ("hour", T(2026, 3, 14, 23), "/a", "DE"),
         ("day", T(2026, 3, 14), "/a", "FR"),
     )
-    indices = {"hour-2026.03.14": "idx-hour", "day-2026.03": "idx-day"}
-    routed = with_routing(to_documents(metrics, COMPUTED), indices).collect()
-    again = with_routing(to_documents(metrics, COMPUTED), indices).collect()
+    documents = with_ids(to_documents(metrics, COMPUTED)).collect()
+    again = with_ids(to_documents(metrics, COMPUTED)).collect()
 
-    assert [r[INDEX_COLUMN] for r in routed] == ["idx-hour", "idx-hour", "idx-day"]
-    ids = [r[ID_COLUMN] for r in routed]
+    ids = [r[ID_COLUMN] for r in documents]
     assert ids == [
         sha256_40("hour\x012026-03-14T23:00:00Z\x01/a\x01FR"),
         sha256_40("hour\x012026-03-14T23:00:00Z\x01/a\x01DE"),
         sha256_40("day\x012026-03-14T00:00:00Z\x01/a\x01FR"),
     ]
     assert ids == [r[ID_COLUMN] for r in again]
-    assert routed[0]["window_start"] == "2026-03-14T23:00:00Z"
-    assert routed[0]["computed_at"] == "2026-03-16T04:05:06Z"
-    assert tuple(routed[0].asDict())[: len(DOCUMENT_FIELDS)] == DOCUMENT_FIELDS
+    assert documents[0]["window_start"] == "2026-03-14T23:00:00Z"
+    assert documents[0]["computed_at"] == "2026-03-16T04:05:06Z"
+    assert tuple(documents[0].asDict()) == (*DOCUMENT_FIELDS, ID_COLUMN)
 
 
 def test_carried_over_keeps_only_windows_not_recomputed(spark: SparkSession) -> None:
@@ -92,12 +79,17 @@ def test_carried_over_keeps_only_windows_not_recomputed(spark: SparkSession) -> 
         COMPUTED,
     )
     assertDataFrameEqual(kept, expected)
+    assert carried_over(previous, []) is previous  # a consolidation copies everything
 
 
 class FakeIndices:
-    """The index API surface publish() uses, on an empty cluster with the strict template."""
+    """The index API surface the publisher uses, on a cluster with the strict template and
+    ``existing`` indices (name -> run id in their _meta, None for none)."""
 
-    def __init__(self, fail_deletes: bool = False) -> None:
+    def __init__(
+        self, existing: dict[str, str | None] | None = None, fail_deletes: bool = False
+    ) -> None:
+        self.existing = dict(existing or {})
         self.created: list[str] = []
         self.deleted: list[str] = []
         self.alias_actions: list[list[dict]] = []
@@ -113,9 +105,13 @@ class FakeIndices:
         return {}
 
     def get(self, index: str, expand_wildcards: str) -> dict:
-        return {}
+        return {
+            name: {"mappings": {"_meta": {"run_id": run}} if run else {}}
+            for name, run in self.existing.items()
+        }
 
-    def create(self, index: str) -> None:
+    def create(self, index: str, mappings: dict) -> None:
+        assert mappings == {"_meta": {"run_id": RUN}}
         self.created.append(index)
 
     def get_mapping(self, index: str) -> dict:
@@ -152,16 +148,18 @@ def test_a_failed_write_publishes_nothing_and_says_readers_keep_the_previous_res
 ) -> None:
     written = RuntimeError("EsHadoopNoNodesLeftException: all nodes failed")
 
-    def failing_write(routed: object) -> None:
+    def failing_write(documents: object, index: str) -> None:
         raise written
 
     monkeypatch.setattr(publish_module, "write_documents", failing_write)
     indices = FakeIndices(fail_deletes=server_gone)
-    windows = [Window("hour", T(2026, 3, 14, 23)), Window("hour", T(2026, 3, 14, 22))]
+    publisher = Publisher(FakeClient(indices), ES_CONFIG, RUN)  # type: ignore[arg-type]
+    shelf = Shelf.parse("hour-2026.03.14")
+    step = Step(shelf, (T(2026, 3, 14, 22), T(2026, 3, 14, 23)), ("results-hour-2026.03.14-x-1",))
     metrics = metrics_rows(spark, ("hour", T(2026, 3, 14, 23), "/a", "FR"))
 
-    with pytest.raises(PublishError) as raised:
-        publish(spark, FakeClient(indices), ES_CONFIG, metrics, windows, COMPUTED)  # type: ignore[arg-type]
+    with pytest.raises(PublishError) as raised, ShelfPublication(spark, publisher, step) as new:
+        new.write(metrics, COMPUTED)
 
     assert str(raised.value) == (
         "2 hour window(s) not published (the alias results still serves the previous result; "
@@ -169,6 +167,42 @@ def test_a_failed_write_publishes_nothing_and_says_readers_keep_the_previous_res
     )
     assert raised.value.__cause__ is written
     assert indices.alias_actions == []  # the alias was never touched
-    assert len(indices.created) == 1  # one shelf: the hours of 2026-03-14
+    assert indices.created == [f"results-hour-2026.03.14-{RUN}"]
     # Deleted when the server answers; otherwise left for the next run's orphan removal.
     assert indices.deleted == ([] if server_gone else indices.created)
+
+
+def test_orphans_are_the_unserved_indices_of_other_runs() -> None:
+    indices = FakeIndices(
+        {
+            "results-hour-2026.03.14-20260315t000000-aaaaaa": "20260315t000000-aaaaaa",
+            f"results-hour-2026.03.15-{RUN}": RUN,  # being written by this run
+            "results-day-2026.03-20260101t000000-bbbbbb": None,  # created before run ids
+        }
+    )
+    publisher = Publisher(FakeClient(indices), ES_CONFIG, RUN)  # type: ignore[arg-type]
+
+    orphans = publisher.remove_orphans()
+
+    assert orphans == [
+        "results-day-2026.03-20260101t000000-bbbbbb",
+        "results-hour-2026.03.14-20260315t000000-aaaaaa",
+    ]
+    assert indices.deleted == orphans
+
+
+def test_a_step_swaps_in_one_request(spark: SparkSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publish_module, "write_documents", lambda documents, index: None)
+    monkeypatch.setattr(Publisher, "verify_count", lambda self, index, expected: None)
+    indices = FakeIndices()
+    publisher = Publisher(FakeClient(indices), ES_CONFIG, RUN)  # type: ignore[arg-type]
+    checks: list[str] = []
+    step = Step(Shelf.parse("day-2026.03"), (T(2026, 3, 14),), ())
+
+    with ShelfPublication(spark, publisher, step, lambda: checks.append("lease")) as new:
+        new.write(metrics_rows(spark, ("day", T(2026, 3, 14), "/a", "FR")), COMPUTED)
+
+    assert (new.recomputed, new.kept, checks) == (1, 0, ["lease"])
+    assert indices.alias_actions == [
+        [{"add": {"index": f"results-day-2026.03-{RUN}", "alias": "results"}}]
+    ]
