@@ -121,6 +121,11 @@ METRICS_SCHEMA = StructType(
         StructField("median_time_on_page_s", DoubleType(), True),
         StructField("p90_time_on_page_s", DoubleType(), True),
         StructField("time_on_page_coverage", DoubleType(), False),
+        StructField("entrances", LongType(), False),
+        StructField("exits", LongType(), False),
+        StructField("bounces", LongType(), False),
+        StructField("bounce_rate", DoubleType(), True),
+        StructField("exit_rate", DoubleType(), False),
     ]
 )
 

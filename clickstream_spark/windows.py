@@ -14,11 +14,14 @@ WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day")
 WINDOW_LENGTH = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
 
 # The time on page of an event is the gap to its user's next event when that gap is at most this
-# long; a longer gap is an exit. The same 30 minutes end a visit in the generator.
+# long; a longer gap ends a visit: the event is an exit and the next one an entrance. The same
+# 30 minutes end a visit in the generator.
 MAX_GAP_S = 1800
-# So a window's results depend on the events up to this long after its end (read as its
-# look-ahead), and a new event can change the window holding the instant this long before it.
-LOOK_AHEAD = dt.timedelta(seconds=MAX_GAP_S)
+# So a window's results depend on the events up to this long before its start (its look-back: the
+# previous event decides an entrance) and after its end (its look-ahead: the next event decides a
+# time on page), and a new event can change the windows holding the instants this long before and
+# after it.
+LOOK_BACK = LOOK_AHEAD = dt.timedelta(seconds=MAX_GAP_S)
 
 
 # The span any window can start in: the widest the event contract ever accepts (1970 to the end
@@ -54,29 +57,39 @@ def window_starts(
 
 
 def hours_to_read(
-    kind: WindowKind, starts: Iterable[dt.datetime], look_ahead: dt.timedelta = LOOK_AHEAD
+    kind: WindowKind,
+    starts: Iterable[dt.datetime],
+    look_back: dt.timedelta = LOOK_BACK,
+    look_ahead: dt.timedelta = LOOK_AHEAD,
 ) -> list[dt.datetime]:
-    """The event-table hours holding the given windows plus their look-ahead, sorted."""
+    """The event-table hours holding the given windows plus their look-back and look-ahead, sorted.
+
+    The look-back starts at ``start - look_back`` itself (a gap of exactly MAX_GAP_S continues a
+    visit); the look-ahead ends inside the hour that holds ``end + look_ahead - epsilon``.
+    """
     hours: set[dt.datetime] = set()
     for start in starts:
         end = start + WINDOW_LENGTH[kind] + look_ahead
-        # The look-ahead ends inside the hour that holds `end - epsilon`.
-        hours.update(window_starts("hour", start, end - dt.timedelta(microseconds=1)))
+        first = start - look_back
+        hours.update(window_starts("hour", first, end - dt.timedelta(microseconds=1)))
     return sorted(hours)
 
 
 def touched_hours(timestamp: Column, max_gap_seconds: int = MAX_GAP_S) -> Column:
     """Aggregate: the UTC hour starts whose windows events at ``timestamp`` can change.
 
-    That is each event's own hour and the hour holding the instant ``max_gap_seconds`` before it
-    (the user's previous event, whose time on page the new event may define); null timestamps
-    touch nothing. A day window changes exactly when one of its hours does:
-    :func:`windows_of_hours` turns the hours into the hour and day windows. One aggregate, so
-    that it rides along with other per-batch counts in a single scan.
+    That is each event's own hour and the hours holding the instants ``max_gap_seconds`` before
+    it (the user's previous event, whose time on page and exit the new event may define) and after
+    it (the user's next event, which the new event may turn from an entrance into a continuation);
+    the two instants are an hour apart, so no hour between them is missed. Null timestamps touch
+    nothing. A day window changes exactly when one of its hours does: :func:`windows_of_hours`
+    turns the hours into the hour and day windows. One aggregate, so that it rides along with
+    other per-batch counts in a single scan.
     """
-    earlier = timestamp - F.make_dt_interval(secs=F.lit(max_gap_seconds))
-    both = F.array(F.date_trunc("hour", timestamp), F.date_trunc("hour", earlier))
-    return F.array_distinct(F.flatten(F.collect_set(F.when(timestamp.isNotNull(), both))))
+    gap = F.make_dt_interval(secs=F.lit(max_gap_seconds))
+    instants = (timestamp - gap, timestamp, timestamp + gap)
+    hours = F.array(*(F.date_trunc("hour", instant) for instant in instants))
+    return F.array_distinct(F.flatten(F.collect_set(F.when(timestamp.isNotNull(), hours))))
 
 
 def windows_of_hours(hours: Iterable[dt.datetime]) -> list[Window]:

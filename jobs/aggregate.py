@@ -39,14 +39,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="aggregate.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Compute per URL x country clicks, unique users and time on page for UTC hour or\n"
-            "day windows from Cassandra, and publish them to the Elasticsearch alias\n"
-            "clickstream_index (atomically: readers see the previous result until the new one\n"
-            "is complete).\n\n"
+            "Compute per URL x country clicks, unique users, time on page, entrances, exits and\n"
+            "bounces for UTC hour or day windows from Cassandra, and publish them to the\n"
+            "Elasticsearch alias clickstream_index (atomically: readers see the previous result\n"
+            "until the new one is complete).\n\n"
             "Without --date/--hour/--from, the run is incremental: it recomputes every window\n"
             "the stream marked as changed since the last successful run (late events included,\n"
-            "and the window before an event when the event defines the time on page of its\n"
-            "user's previous one), for --window, or for both kinds when --window is not given."
+            "and the windows 30 minutes before and after an event, where its user's previous and\n"
+            "next events may lie), for --window, or for both kinds when --window is not given."
         ),
     )
     add_config_argument(parser)

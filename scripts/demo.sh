@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the whole pipeline on the local stack, with progress at every step.
 #   servers up -> a realistic day of clicks into Kafka -> stream to Cassandra -> aggregate to
-#   Elasticsearch -> top URLs per country, read back from the index.
+#   Elasticsearch -> top URLs per country and top landing pages (with bounce rate), read back from
+#   the index.
 # DEMO_EVENTS, DEMO_DAY and DEMO_SEED change the size, the day and the generator seed (default:
 # 200000 events, yesterday UTC, the current time). A day over a year back is quarantined as
 # out_of_range:timestamp unless CLICKSTREAM_STREAM_MAX_EVENT_AGE_DAYS reaches it.
@@ -28,7 +29,7 @@ step "3/5 stream: Kafka -> Cassandra (--available-now: drain the topic, then sto
 step "4/5 aggregate: the windows the stream changed -> Elasticsearch alias clickstream_index"
 ./spark-submit.sh jobs/aggregate.py
 
-step "5/5 read back: top URLs per country for $day"
+step "5/5 read back: top URLs per country and top landing pages for $day"
 $python -m clickstream_spark.tools.report --window day
 
 cat <<EOT

@@ -34,7 +34,11 @@ def linear_quantile(sorted_values: list[float], q: float) -> float:
 
 def reference_metrics(events: Iterable[dict], kind: str, starts: Iterable[datetime]) -> list[tuple]:
     """Rows (window, window_start, url, country, clicks, unique_users, avg, median, p90,
-    coverage) for the events of the given windows; other events only serve as next events.
+    coverage, entrances, exits, bounces, bounce_rate, exit_rate) for the events of the given
+    windows; other events only serve as previous and next events.
+
+    An event is an entrance when its user has no earlier event or the gap from the previous one
+    is over 30 minutes, an exit when it has no time on page, a bounce when it is both.
 
     ``window_start`` is tz-aware UTC (Spark converts aware datetimes without the local zone).
     """
@@ -55,14 +59,20 @@ def reference_metrics(events: Iterable[dict], kind: str, starts: Iterable[dateti
                 gap = user_events[i + 1]["timestamp"] - e["timestamp"]
                 if gap <= MAX_GAP:
                     on_page = gap.total_seconds()
+            entrance = i == 0 or e["timestamp"] - user_events[i - 1]["timestamp"] > MAX_GAP
             country = e["country"] or "unknown"
             g = groups.setdefault(
-                (start, e["url"], country), {"clicks": 0, "users": set(), "on_page": []}
-            )
+                (start, e["url"], country),
+                {"clicks": 0, "users": set(), "on_page": [], "entrances": 0, "exits": 0,
+                 "bounces": 0},
+            )  # fmt: skip
             g["clicks"] += 1
             g["users"].add(e["user_id"])
             if on_page is not None:
                 g["on_page"].append(on_page)
+            g["entrances"] += entrance
+            g["exits"] += on_page is None
+            g["bounces"] += entrance and on_page is None
 
     rows = []
     for (start, url, country), g in sorted(groups.items()):
@@ -72,8 +82,10 @@ def reference_metrics(events: Iterable[dict], kind: str, starts: Iterable[dateti
             if on_page
             else (None, None, None)
         )
+        bounce_rate = g["bounces"] / g["entrances"] if g["entrances"] else None
         rows.append(
             (kind, start, url, country, g["clicks"], len(g["users"]), *stats,
-             len(on_page) / g["clicks"])
+             len(on_page) / g["clicks"], g["entrances"], g["exits"], g["bounces"], bounce_rate,
+             g["exits"] / g["clicks"])
         )  # fmt: skip
     return rows

@@ -1,17 +1,13 @@
-"""Per-URL/country engagement metrics as plain pandas functions (no Spark).
+"""Per-URL/country engagement metrics from value counts, as a plain pandas function (no Spark).
 
-The bodies of the ``applyInPandas`` calls of :mod:`clickstream_spark.aggregate.plan`. A call
-receives MANY users or MANY groups at once, so everything is vectorised over the whole frame
-(factorize + sort + bincount); nothing loops in Python per user or per group.
+The body of the ``applyInPandas`` call of :mod:`clickstream_spark.aggregate.plan`. A call
+receives MANY groups at once, so everything is vectorised over the whole frame (factorize + sort +
+bincount); nothing loops in Python per group.
 
-Two mergeable steps, so that no call needs all events of a group: :func:`partial_counts` reduces
-a user-complete share of a group's events to value counts of their time on page;
-:func:`summarise_counts` computes exact metrics from the summed counts. :func:`summarise` chains
-both on one frame.
-
-A group is (window_start, url, country), its keys taken as given: the plan has already applied
-the country rule (:func:`clickstream_spark.aggregate.plan.country_or_unknown`). Timestamps may be
-``datetime64`` or integer epoch microseconds (what the Spark path passes: no time-zone conversion).
+What needs each user's events in time order (time on page, entrances, exits) is computed natively
+before, and counted per (group, time on page) natively: :func:`summarise_counts` turns those counts
+into exact metrics. A group is (window_start, url, country), its keys taken as given: the plan has
+already applied the country rule (:func:`clickstream_spark.aggregate.plan.country_or_unknown`).
 """
 
 from __future__ import annotations
@@ -20,9 +16,7 @@ import numpy as np
 import pandas as pd
 
 from clickstream_spark.schema import METRICS_SCHEMA
-from clickstream_spark.windows import MAX_GAP_S
 
-MAX_GAP_US = MAX_GAP_S * 1_000_000
 TIME_ON_PAGE = "time_on_page_s"
 
 # A group: one window of the kind being computed, one URL, one country.
@@ -31,109 +25,38 @@ GROUP_COLUMNS = ("window_start", "url", "country")
 METRIC_COLUMNS = tuple(
     name for name in METRICS_SCHEMA.fieldNames() if name not in ("window", *GROUP_COLUMNS)
 )
-# Output columns of :func:`summarise` (METRICS_SCHEMA without ``window``: the plan adds it).
+# Output columns of :func:`summarise_counts` (METRICS_SCHEMA without ``window``: the plan adds it).
 SUMMARY_COLUMNS = (*GROUP_COLUMNS, *METRIC_COLUMNS)
-# Columns of :func:`partial_counts` and of :func:`summarise_counts`' input.
-COUNT_COLUMNS = (*GROUP_COLUMNS, TIME_ON_PAGE, "events", "users")
-
-
-def to_epoch_micros(ts: pd.Series) -> np.ndarray:
-    """Epoch microseconds (int64) of a datetime64 series or of one already in microseconds."""
-    if pd.api.types.is_datetime64_any_dtype(ts.dtype):
-        if getattr(ts.dt, "tz", None) is not None:
-            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-        return ts.to_numpy(dtype="datetime64[us]").astype(np.int64)
-    return ts.to_numpy(dtype=np.int64)
-
-
-def time_on_page(events: pd.DataFrame, timestamp: str = "timestamp") -> pd.Series:
-    """Time on page (seconds, float) of every event; NaN where undefined (an exit).
-
-    The gap to the same user's next event, users' events ordered by (timestamp, row_key), when
-    that gap is at most ``MAX_GAP_S``. ``events`` needs ``user_id``, ``row_key`` and
-    ``timestamp`` and must hold ALL of each user's events in the window and its look-ahead (a
-    user-hash bucket does). The result is aligned with ``events.index``.
-    """
-    n = len(events)
-    if n == 0:
-        return pd.Series(np.empty(0), index=events.index, name=TIME_ON_PAGE)
-    ts = to_epoch_micros(events[timestamp])
-    user, _ = pd.factorize(events["user_id"])
-    order = np.lexsort((ts, user))
-    sorted_user, sorted_ts = user[order], ts[order]
-    ties = (sorted_user[1:] == sorted_user[:-1]) & (sorted_ts[1:] == sorted_ts[:-1])
-    if ties.any():
-        # Only rows sharing (user, timestamp) need row_key order: ranking those few strings keeps
-        # the common case at one integer lexsort.
-        tied = np.zeros(n, dtype=bool)
-        tied[1:] |= ties
-        tied[:-1] |= ties
-        tied_rows = order[tied]
-        row_key_rank = np.zeros(n, dtype=np.int64)
-        keys = events["row_key"].to_numpy()[tied_rows]
-        row_key_rank[tied_rows] = np.argsort(np.argsort(keys, kind="stable"), kind="stable")
-        order = np.lexsort((row_key_rank, ts, user))
-        sorted_user, sorted_ts = user[order], ts[order]
-    gap_us = np.empty(n, dtype=np.int64)
-    gap_us[:-1] = sorted_ts[1:] - sorted_ts[:-1]
-    gap_us[-1] = MAX_GAP_US + 1
-    has_next = np.zeros(n, dtype=bool)
-    has_next[:-1] = sorted_user[1:] == sorted_user[:-1]
-    defined = has_next & (gap_us <= MAX_GAP_US)
-    # int micros / 1e6 is the correctly rounded quotient, the same double Spark computes.
-    seconds_sorted = np.where(defined, gap_us / 1e6, np.nan)
-    seconds = np.empty(n, dtype=np.float64)
-    seconds[order] = seconds_sorted
-    return pd.Series(seconds, index=events.index, name=TIME_ON_PAGE)
-
-
-def partial_counts(events: pd.DataFrame) -> pd.DataFrame:
-    """Mergeable partial metrics per group: value counts of the time on page.
-
-    Same input as :func:`summarise`; a group's events may be split over several calls provided
-    each user's events of the group are all in one call (then distinct users add up over calls).
-    Returns :data:`COUNT_COLUMNS`:
-
-    * one row per (group, defined time on page): ``events`` = how many events have it, ``users`` 0;
-    * one row per group with ``time_on_page_s`` NaN: ``events`` = events with an undefined time on
-      page (possibly 0), ``users`` = the group's distinct users in this call.
-
-    Summing ``events`` and ``users`` per (group, time_on_page_s) over all calls merges the partials.
-    """
-    group, keys = _groups(events["window_start"], events["url"], events["country"])
-    n_groups = len(keys["url"])
-    clicks = np.bincount(group, minlength=n_groups)
-    users = _distinct_per_group(group, events["user_id"], n_groups)
-    on_page = events[TIME_ON_PAGE].to_numpy(dtype=np.float64)
-    defined = ~np.isnan(on_page)
-    undefined = clicks - np.bincount(group[defined], minlength=n_groups)
-    run_group, run_value, run_events = _value_runs(group[defined], on_page[defined])
-    row_group = np.concatenate((np.arange(n_groups), run_group))
-    return pd.DataFrame(
-        {
-            **{name: uniq.take(row_group) for name, uniq in keys.items()},
-            TIME_ON_PAGE: np.concatenate((np.full(n_groups, np.nan), run_value)),
-            "events": np.concatenate((undefined, run_events)).astype(np.int64),
-            "users": np.concatenate((users, np.zeros(len(run_group), np.int64))),
-        }
-    )
+# The counts :func:`summarise_counts` adds up per group, besides ``events`` per time on page.
+VISIT_COUNTS = ("users", "entrances", "bounces")
+# Input columns of :func:`summarise_counts`.
+COUNT_COLUMNS = (*GROUP_COLUMNS, TIME_ON_PAGE, "events", *VISIT_COUNTS)
 
 
 def summarise_counts(counts: pd.DataFrame) -> pd.DataFrame:
-    """Metrics per (window_start, url, country) from the value counts of :func:`partial_counts`.
+    """Metrics per (window_start, url, country) from value counts of the time on page.
 
-    Rows may repeat a (group, time_on_page_s): their counts add up, so concatenated partials
-    give the same result as merged ones (merging first only shrinks the input).
+    Each row of ``counts`` (:data:`COUNT_COLUMNS`) stands for ``events`` events of a group with
+    time on page ``time_on_page_s`` (NaN: undefined, the events are exits); ``users``,
+    ``entrances`` and ``bounces`` are counts of the group that add up over its rows, whichever
+    rows they sit on (``users`` counts each user once per group: the first event of a user in a
+    group carries it). Rows may repeat a (group, time_on_page_s): their counts add up, so
+    concatenated partial counts give the same result as merged ones.
 
     Median and p90 equal ``np.percentile`` (linear) of the expanded values bit for bit. The mean
     sums ``value * count`` in ascending value order, so it does not depend on the order rows
-    arrive in, and rounds once per distinct value rather than once per event.
+    arrive in, and rounds once per distinct value rather than once per event. Returns one row per
+    group with :data:`SUMMARY_COLUMNS`; the time-on-page statistics are NaN when no event of the
+    group has one, ``bounce_rate`` when it has no entrance.
     """
     group, keys = _groups(counts["window_start"], counts["url"], counts["country"])
     n_groups = len(keys["url"])
     events = counts["events"].to_numpy(dtype=np.int64)
     clicks = _sum_per_group(group, events, n_groups)
-    users = _sum_per_group(group, counts["users"].to_numpy(dtype=np.int64), n_groups)
+    users, entrances, bounces = (
+        _sum_per_group(group, counts[name].to_numpy(dtype=np.int64), n_groups)
+        for name in VISIT_COUNTS
+    )
 
     value = counts[TIME_ON_PAGE].to_numpy(dtype=np.float64)
     defined = ~np.isnan(value)
@@ -152,6 +75,10 @@ def summarise_counts(counts: pd.DataFrame) -> pd.DataFrame:
     avg[has] = total[has] / n_def[has]
     median[has] = _sorted_weighted_quantile(v, cum, base[has], n_def[has], 0.5)
     p90[has] = _sorted_weighted_quantile(v, cum, base[has], n_def[has], 0.9)
+    exits = clicks - n_def
+    bounce_rate = np.full(n_groups, np.nan)
+    landed = entrances > 0
+    bounce_rate[landed] = bounces[landed] / entrances[landed]
 
     return pd.DataFrame(
         {
@@ -162,21 +89,13 @@ def summarise_counts(counts: pd.DataFrame) -> pd.DataFrame:
             "median_time_on_page_s": median,
             "p90_time_on_page_s": p90,
             "time_on_page_coverage": n_def / clicks,
+            "entrances": entrances,
+            "exits": exits,
+            "bounces": bounces,
+            "bounce_rate": bounce_rate,
+            "exit_rate": exits / clicks,
         }
     )
-
-
-def summarise(events: pd.DataFrame) -> pd.DataFrame:
-    """Metrics per (window_start, url, country) of events that already carry their time on page.
-
-    ``events`` needs ``window_start`` (any dtype, passed through), ``url``, ``country``,
-    ``user_id`` and ``time_on_page_s`` (NaN = undefined), one row per counted event (look-ahead
-    events excluded). Returns one row per group with :data:`SUMMARY_COLUMNS`; the time-on-page
-    statistics are NaN when no event of the group has one.
-
-    The single-call form of the Spark path: :func:`partial_counts` then :func:`summarise_counts`.
-    """
-    return summarise_counts(partial_counts(events))
 
 
 def _groups(
@@ -210,33 +129,12 @@ def _factorize_with_first(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _distinct_per_group(group: np.ndarray, user_id: pd.Series, n_groups: int) -> np.ndarray:
-    """Number of distinct ``user_id`` per group code."""
-    user_code, user_uniq = pd.factorize(user_id)
-    pair = group.astype(np.int64) * len(user_uniq) + user_code
-    return np.bincount(pd.unique(pair) // len(user_uniq), minlength=n_groups).astype(np.int64)
-
-
 def _sum_per_group(group: np.ndarray, counts: np.ndarray, n_groups: int) -> np.ndarray:
     """Integer sums of ``counts`` per group code.
 
     ``bincount`` sums in float64, exact for integers below 2**53: far above any event count.
     """
     return np.bincount(group, weights=counts, minlength=n_groups).astype(np.int64)
-
-
-def _value_runs(group: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (group, value) pairs of NaN-free ``value`` and how often each occurs.
-
-    One lexsort, then run boundaries: vectorised value counts over all groups at once.
-    """
-    order = np.lexsort((value, group))
-    g, v = group[order], value[order]
-    new_run = np.ones(len(g), dtype=bool)
-    new_run[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1])
-    starts = np.flatnonzero(new_run)
-    counts = np.diff(np.append(starts, len(g)))
-    return g[starts], v[starts], counts.astype(np.int64)
 
 
 def _sorted_weighted_quantile(
@@ -266,13 +164,9 @@ def _sorted_weighted_quantile(
 __all__ = [
     "COUNT_COLUMNS",
     "GROUP_COLUMNS",
-    "MAX_GAP_US",
     "METRIC_COLUMNS",
     "SUMMARY_COLUMNS",
     "TIME_ON_PAGE",
-    "partial_counts",
-    "summarise",
+    "VISIT_COUNTS",
     "summarise_counts",
-    "time_on_page",
-    "to_epoch_micros",
 ]

@@ -79,7 +79,7 @@ class RunSummary:
         lines = [
             f"{self.kind} windows done: {len(self.starts)} ({earliest:%Y-%m-%d %H:%M} .. "
             f"{latest:%Y-%m-%d %H:%M} UTC)",
-            f"rows in (windows + look-ahead): {self.rows_in}",
+            f"rows in (windows, look-back and look-ahead): {self.rows_in}",
             f"documents written: {self.documents_written} "
             f"({self.documents_recomputed} recomputed, "
             f"{self.documents_written - self.documents_recomputed} kept from the previous result)",
@@ -181,7 +181,8 @@ def _persisted(frame: DataFrame, level: StorageLevel | None = None) -> Iterator[
 def _computed(
     spark: SparkSession, config: Config, kind: WindowKind, starts: list[dt.datetime]
 ) -> Iterator[tuple[DataFrame, int]]:
-    """The metrics of the windows (cached for the block) and the number of rows read."""
+    """The metrics of the windows (cached for the block) and the number of rows read (windows,
+    look-back and look-ahead)."""
     hours = hours_to_read(kind, starts)
     log.info("reading %d hour(s) of events for %d %s window(s)", len(hours), len(starts), kind)
     spark.sparkContext.setJobDescription(

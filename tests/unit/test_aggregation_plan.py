@@ -75,7 +75,7 @@ def test_summary_says_what_was_done() -> None:
     )
     assert summary.text().splitlines() == [
         "day windows done: 2 (2026-01-30 00:00 .. 2026-01-31 00:00 UTC)",
-        "rows in (windows + look-ahead): 1200",
+        "rows in (windows, look-back and look-ahead): 1200",
         "documents written: 50 (20 recomputed, 30 kept from the previous result)",
         "windows with no data (not an error): 2026-01-30 00:00",
         "top 2 URLs by clicks, 2026-01-31 00:00 day:",

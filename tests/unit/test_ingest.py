@@ -60,7 +60,8 @@ def test_observed_counts_reach_the_streaming_progress(spark: SparkSession, tmp_p
 
 def test_the_counts_of_a_batch_come_from_one_scan(spark: SparkSession) -> None:
     # Partition 0: a valid event at 00:10 (it also touches the previous day's 23:00 hour), a
-    # message left out of the cache for its size, and a tombstone; partition 1: one valid event.
+    # message left out of the cache for its size, and a tombstone; partition 1: one valid event
+    # at 01:45 (it also touches the 02:00 hour).
     over = b" x" * (MAX_MESSAGE_BYTES // 2 + 1)
     at_0010 = VALID.replace(b"00:00:00Z", b"00:10:00Z")
     rows = [
@@ -83,6 +84,7 @@ def test_the_counts_of_a_batch_come_from_one_scan(spark: SparkSession) -> None:
             ("hour", hour - dt.timedelta(hours=1)),
             ("hour", hour),
             ("hour", hour + dt.timedelta(hours=1)),
+            ("hour", hour + dt.timedelta(hours=2)),
             ("day", hour - dt.timedelta(days=1)),
             ("day", hour),
         ],

@@ -1,4 +1,4 @@
-"""The pandas functions behind the applyInPandas stages, on tiny frames with exact answers."""
+"""The pandas function behind the applyInPandas calls, on tiny frames with exact answers."""
 
 from __future__ import annotations
 
@@ -11,198 +11,173 @@ from clickstream_spark.aggregate.pandas_metrics import (
     GROUP_COLUMNS,
     SUMMARY_COLUMNS,
     TIME_ON_PAGE,
-    partial_counts,
-    summarise,
     summarise_counts,
-    time_on_page,
 )
 
-T0 = pd.Timestamp("2024-03-01 10:00:00")
+
+def marked_events(rows: list[tuple]) -> pd.DataFrame:
+    """Rows of (url, country, user_id, time on page or None, entrance), one window."""
+    df = pd.DataFrame(rows, columns=["url", "country", "user_id", TIME_ON_PAGE, "entrance"])
+    return df.assign(window_start=0, **{TIME_ON_PAGE: df[TIME_ON_PAGE].astype(float)})
 
 
-def events(rows: list[tuple]) -> pd.DataFrame:
-    """Rows of (row_key, user_id, seconds after T0, url, country)."""
-    df = pd.DataFrame(rows, columns=["row_key", "user_id", "s", "url", "country"])
-    df["timestamp"] = T0 + pd.to_timedelta(df.pop("s"), unit="s")
-    return df
+def counts_of(events: pd.DataFrame) -> pd.DataFrame:
+    """COUNT_COLUMNS of events with their marks: what the plan's native counting gives.
 
-
-def with_time_on_page(df: pd.DataFrame, freq: str = "h") -> pd.DataFrame:
-    """The events with their time on page and the start of their hour (or ``freq``) window."""
-    return df.assign(time_on_page_s=time_on_page(df), window_start=df["timestamp"].dt.floor(freq))
-
-
-def times_on_page(df: pd.DataFrame) -> list[float | None]:
-    return [None if np.isnan(v) else v for v in time_on_page(df)]
-
-
-# --------------------------------------------------------------------------- time_on_page
-
-
-def test_gap_to_same_users_next_event_and_exits() -> None:
-    df = events(
-        [
-            ("a1", "alice", 0, "/a", "DE"),
-            ("b1", "bob", 10, "/a", "DE"),
-            ("a2", "alice", 60, "/b", "DE"),
-            ("a3", "alice", 60 + 1801, "/c", "DE"),  # 1801 s after a2: a2 is an exit
-            ("b2", "bob", 100.5, "/b", "DE"),
-        ]
-    )
-    assert times_on_page(df) == [60.0, 90.5, None, None, None]
-
-
-def test_exact_1800_seconds_is_defined_one_microsecond_more_is_not() -> None:
-    df = events(
-        [
-            ("a1", "u", 0, "/a", "DE"),
-            ("a2", "u", 1800, "/a", "DE"),
-            ("a3", "u", 3600.000001, "/a", "DE"),
-        ]
-    )
-    assert times_on_page(df) == [1800.0, None, None]
-
-
-def test_ties_on_timestamp_follow_row_key_order() -> None:
-    # Input order deliberately differs from row_key order.
-    df = events(
-        [
-            ("k3", "u", 5, "/c", "DE"),
-            ("k2", "u", 5, "/b", "DE"),
-            ("k1", "u", 5, "/a", "DE"),
-            ("k0", "u", 0, "/z", "DE"),
-            ("k9", "u", 20, "/z", "DE"),
-            ("x1", "v", 5, "/a", "DE"),  # same timestamp, other user: no tie with u
-        ]
-    )
-    assert times_on_page(df) == [15.0, 0.0, 0.0, 5.0, None, None]
-
-
-def test_integer_microsecond_timestamps_give_the_same_gaps() -> None:
-    df = events([("a", "u", 0, "/a", "DE"), ("b", "u", 0.25, "/a", "DE")])
-    as_us = df.assign(timestamp=df["timestamp"].astype("datetime64[us]").astype("int64"))
-    assert list(time_on_page(as_us, timestamp="timestamp").fillna(-1)) == [0.25, -1]
-
-
-def test_empty_frame() -> None:
-    assert time_on_page(events([])).empty
-    assert list(summarise(with_time_on_page(events([]))).columns) == list(SUMMARY_COLUMNS)
-
-
-# --------------------------------------------------------------------------- summarise
-
-
-def test_session_crossing_midnight_uses_lookahead_event_without_counting_it() -> None:
-    day1 = pd.Timestamp("2024-03-01")
-    df = events(
-        [
-            ("a1", "u", 13 * 3600 + 50 * 60, "/a", "DE"),  # 23:50, day 1
-            ("a2", "u", 14 * 3600 + 5 * 60, "/b", "DE"),  # 00:05, day 2: look-ahead only
-        ]
-    )
-    df = with_time_on_page(df, freq="D")
-    counted = df[df["window_start"] == day1]
-    out = summarise(counted)
-    assert out.to_dict("records") == [
+    ``events`` has GROUP_COLUMNS, ``user_id``, ``time_on_page_s`` (NaN: an exit) and
+    ``entrance``; a user counts once per group, on its first row there.
+    """
+    exit_ = events[TIME_ON_PAGE].isna()
+    flags = pd.DataFrame(
         {
-            "window_start": day1,
-            "url": "/a",
-            "country": "DE",
-            "clicks": 1,
-            "unique_users": 1,
-            "avg_time_on_page_s": 900.0,
-            "median_time_on_page_s": 900.0,
-            "p90_time_on_page_s": 900.0,
-            "time_on_page_coverage": 1.0,
+            **{name: events[name] for name in GROUP_COLUMNS},
+            TIME_ON_PAGE: events[TIME_ON_PAGE],
+            "events": 1,
+            "users": (~events.duplicated([*GROUP_COLUMNS, "user_id"])).astype(int),
+            "entrances": events["entrance"].astype(int),
+            "bounces": (events["entrance"] & exit_).astype(int),
         }
-    ]
-
-
-def test_group_keys_are_taken_as_given_nulls_included() -> None:
-    # The country rule is the plan's (country_or_unknown); here a null is one more key value.
-    df = events(
-        [
-            ("1", "u1", 0, "/a", None),
-            ("2", "u2", 1, "/a", ""),
-            ("3", "u3", 2, "/a", np.nan),
-            ("4", "u4", 3, "/a", "FR"),
-            ("5", "u5", 4, "/a", "unknown"),
-        ]
     )
-    out = summarise(with_time_on_page(df))
-    assert out["country"].isna().tolist() == [True, False, False, False]
-    assert out["country"].iloc[1:].tolist() == ["", "FR", "unknown"]
-    assert out["clicks"].tolist() == [2, 1, 1, 1]
-    assert out["unique_users"].tolist() == [2, 1, 1, 1]
+    keys = [*GROUP_COLUMNS, TIME_ON_PAGE]
+    summed = flags.groupby(keys, dropna=False, sort=False)[list(COUNT_COLUMNS[4:])].sum()
+    return summed.reset_index()[list(COUNT_COLUMNS)]
+
+
+def summary(rows: list[tuple]) -> pd.DataFrame:
+    return summarise_counts(counts_of(marked_events(rows))).set_index("url")
+
+
+# --------------------------------------------------------------------------- per group
 
 
 def test_counts_unique_users_and_interpolated_quantiles() -> None:
-    # Page /a: alice stays 1, 2, 3, 4, 10 s, bob 1.5 s then exits; /b gets the gaps' targets.
-    rows = []
-    t = 0.0
-    for i, stay in enumerate([1, 2, 3, 4, 10]):
-        rows += [(f"a{i}", "alice", t, "/a", "DE"), (f"b{i}", "alice", t + stay, "/b", "DE")]
-        t += stay + 7200  # > 30 min after /b: each /b is an exit
-    rows += [("c0", "bob", 0, "/a", "DE"), ("c1", "bob", 1.5, "/b", "DE")]
-    df = with_time_on_page(events(rows), freq="D")
-    out = summarise(df).set_index("url")
-    a = out.loc["/a"]
-    values = [1, 2, 3, 4, 10, 1.5]
+    # Page /a: alice stays 1, 2, 3, 4, 10 s, bob 1.5 s; the first of each user's visits lands.
+    stays = [1, 2, 3, 4, 10, 1.5]
+    rows = [("/a", "DE", "alice", s, i == 0) for i, s in enumerate(stays[:5])]
+    rows += [("/a", "DE", "bob", 1.5, True)]
+    a = summary(rows).loc["/a"]
     assert (a["clicks"], a["unique_users"]) == (6, 2)
     assert a["avg_time_on_page_s"] == 21.5 / 6
     assert a["median_time_on_page_s"] == 2.5  # between 2 and 3
     assert a["p90_time_on_page_s"] == 7.0  # 4 + (10 - 4) * 0.5
-    assert a["p90_time_on_page_s"] == np.percentile(values, 90)
+    assert a["p90_time_on_page_s"] == np.percentile(stays, 90)
     assert a["time_on_page_coverage"] == 1.0
+    assert (a["entrances"], a["exits"], a["bounces"]) == (2, 0, 0)
+    assert (a["bounce_rate"], a["exit_rate"]) == (0.0, 0.0)
+
+
+def test_entrances_exits_bounces_and_their_rates() -> None:
+    # /land: 4 visits land, 1 of them leaves at once (a bounce), 1 more event ends a visit there.
+    # /deep: visits pass and end there, none lands: no bounce rate.
+    rows = [
+        ("/land", "DE", "u1", None, True),  # a bounce
+        ("/land", "DE", "u2", 30.0, True),
+        ("/land", "DE", "u3", 12.0, True),
+        ("/land", "DE", "u4", 7.0, True),
+        ("/land", "DE", "u2", None, False),  # u2 comes back to /land and leaves
+        ("/deep", "DE", "u2", None, False),
+        ("/deep", "DE", "u3", None, False),
+        ("/deep", "DE", "u4", 5.0, False),
+    ]
+    out = summary(rows)
+    land, deep = out.loc["/land"], out.loc["/deep"]
+    assert (land["clicks"], land["unique_users"]) == (5, 4)
+    assert (land["entrances"], land["exits"], land["bounces"]) == (4, 2, 1)
+    assert (land["bounce_rate"], land["exit_rate"]) == (0.25, 0.4)
+    assert (deep["entrances"], deep["exits"], deep["bounces"]) == (0, 2, 0)
+    assert np.isnan(deep["bounce_rate"])
+    assert deep["exit_rate"] == 2 / 3
+    assert deep["exit_rate"] + deep["time_on_page_coverage"] == 1.0
 
 
 def test_metrics_are_null_when_no_event_has_a_time_on_page() -> None:
-    df = events([("1", "u1", 0, "/a", "DE"), ("2", "u2", 10, "/a", "DE")])  # two exits
-    (row,) = summarise(with_time_on_page(df)).to_dict("records")
+    # Two one-page visits: each event is an entrance and an exit.
+    (row,) = summarise_counts(
+        counts_of(marked_events([("/a", "DE", "u1", None, True), ("/a", "DE", "u2", None, True)]))
+    ).to_dict("records")
     assert (row["clicks"], row["unique_users"], row["time_on_page_coverage"]) == (2, 2, 0.0)
     assert np.isnan(row["avg_time_on_page_s"])
     assert np.isnan(row["median_time_on_page_s"])
     assert np.isnan(row["p90_time_on_page_s"])
+    assert (row["entrances"], row["exits"], row["bounces"]) == (2, 2, 2)
+    assert (row["bounce_rate"], row["exit_rate"]) == (1.0, 1.0)
 
 
 def test_partial_coverage() -> None:
-    df = events([("1", "u", 0, "/a", "DE"), ("2", "u", 30, "/a", "DE"), ("3", "u", 45, "/a", "DE")])
-    (row,) = summarise(with_time_on_page(df)).to_dict("records")
+    rows = [("/a", "DE", "u", 30.0, True), ("/a", "DE", "u", 15.0, False)]
+    row = summary([*rows, ("/a", "DE", "u", None, False)]).loc["/a"]
     assert row["time_on_page_coverage"] == 2 / 3
+    assert row["exit_rate"] == 1 / 3
     assert (row["avg_time_on_page_s"], row["median_time_on_page_s"]) == (22.5, 22.5)
+    assert (row["entrances"], row["exits"], row["bounces"]) == (1, 1, 0)
 
 
-def test_quantiles_equal_numpy_percentile_bit_for_bit() -> None:
-    rng = np.random.default_rng(1)
-    n = 20_000
-    df = pd.DataFrame(
+def test_group_keys_are_taken_as_given_nulls_included() -> None:
+    # The country rule is the plan's (country_or_unknown); here a null is one more key value.
+    rows = [
+        ("/a", None, "u1", None, True),
+        ("/a", "", "u2", None, True),
+        ("/a", np.nan, "u3", None, True),
+        ("/a", "FR", "u4", None, True),
+        ("/a", "unknown", "u5", None, True),
+    ]
+    out = summarise_counts(counts_of(marked_events(rows))).sort_values(
+        "country", na_position="first"
+    )
+    assert out["country"].isna().tolist() == [True, False, False, False]
+    assert out["country"].iloc[1:].tolist() == ["", "FR", "unknown"]
+    assert out["clicks"].tolist() == [2, 1, 1, 1]
+    assert out["unique_users"].tolist() == [2, 1, 1, 1]
+    assert out["bounces"].tolist() == [2, 1, 1, 1]
+
+
+def test_empty_counts_give_the_summary_columns() -> None:
+    empty = pd.DataFrame({name: [] for name in COUNT_COLUMNS})
+    out = summarise_counts(empty)
+    assert list(out.columns) == list(SUMMARY_COLUMNS)
+    assert out.empty
+
+
+# --------------------------------------------------------------------------- exact statistics
+
+
+def random_events(n: int, seed: int) -> pd.DataFrame:
+    """Marked events of 3 windows: ties on values, NaNs (exits), entrances."""
+    rng = np.random.default_rng(seed)
+    on_page = np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 1_800_000_000, n) / 1e6)
+    return pd.DataFrame(
         {
             "window_start": rng.integers(0, 3, n),
             "url": rng.choice([f"/p{i}" for i in range(200)], n),
             "country": rng.choice(["DE", "FR", "unknown"], n),
             "user_id": rng.integers(0, 500, n).astype(str),
-            "time_on_page_s": np.where(
-                rng.random(n) < 0.2, np.nan, rng.integers(0, 1_800_000_000, n) / 1e6
-            ),
+            TIME_ON_PAGE: np.where(rng.random(n) < 0.5, np.round(on_page, 1), on_page),
+            "entrance": rng.random(n) < 0.3,
         }
     )
-    out = summarise(df)
-    for (ws, url, country), g in df.groupby(["window_start", "url", "country"]):
-        row = out[(out.window_start == ws) & (out.url == url) & (out.country == country)]
-        (row,) = row.to_dict("records")
-        v = g["time_on_page_s"].dropna().to_numpy()
+
+
+def test_metrics_equal_numpy_on_the_expanded_values_bit_for_bit() -> None:
+    events = random_events(20_000, seed=1)
+    out = summarise_counts(counts_of(events))
+    assert len(out) == events.groupby(list(GROUP_COLUMNS)).ngroups
+    by_key = out.set_index(list(GROUP_COLUMNS))
+    for key, g in events.groupby(list(GROUP_COLUMNS)):
+        row = by_key.loc[key]
+        v = g[TIME_ON_PAGE].dropna().to_numpy()
+        exits = g[TIME_ON_PAGE].isna()
         assert row["clicks"] == len(g)
         assert row["unique_users"] == g["user_id"].nunique()
+        assert row["entrances"] == g["entrance"].sum()
+        assert row["exits"] == exits.sum()
+        assert row["bounces"] == (g["entrance"] & exits).sum()
+        assert row["exit_rate"] == exits.sum() / len(g)
         if len(v):
             assert row["median_time_on_page_s"] == np.percentile(v, 50)
             assert row["p90_time_on_page_s"] == np.percentile(v, 90)
             assert row["avg_time_on_page_s"] == pytest.approx(v.mean(), rel=1e-12)
         else:
             assert np.isnan(row["median_time_on_page_s"])
-    assert len(out) == df.groupby(["window_start", "url", "country"]).ngroups
-
-
-# --------------------------------------------------------------------------- value counts
 
 
 def counts_frame(groups: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator):
@@ -216,6 +191,8 @@ def counts_frame(groups: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Gen
                 TIME_ON_PAGE: values,
                 "events": counts,
                 "users": 0,
+                "entrances": 0,
+                "bounces": 0,
             }
         )
         for i, (values, counts) in enumerate(groups)
@@ -250,6 +227,8 @@ def test_weighted_quantiles_equal_numpy_percentile_of_expanded_values_bit_for_bi
         assert row["avg_time_on_page_s"] == pytest.approx(expanded.mean(), rel=1e-12, abs=0)
         assert row["clicks"] == len(expanded)
         assert row["time_on_page_coverage"] == 1.0
+        assert (row["entrances"], row["exits"], row["exit_rate"]) == (0, 0, 0.0)
+        assert np.isnan(row["bounce_rate"])
 
 
 def test_groups_without_defined_values_get_nan_statistics_from_counts() -> None:
@@ -261,66 +240,45 @@ def test_groups_without_defined_values_get_nan_statistics_from_counts() -> None:
             TIME_ON_PAGE: [np.nan, np.nan, 4.0],
             "events": [3, 1, 1],
             "users": [2, 1, 0],
+            "entrances": [2, 0, 1],
+            "bounces": [1, 0, 0],
         }
     )
     out = summarise_counts(counts).set_index("url")
     assert out.loc["/a", ["clicks", "unique_users", "time_on_page_coverage"]].tolist() == [3, 2, 0]
     assert out.loc["/a", ["avg_time_on_page_s", "median_time_on_page_s"]].isna().all()
+    assert out.loc["/a", ["entrances", "exits", "bounces", "bounce_rate"]].tolist() == [
+        2,
+        3,
+        1,
+        0.5,
+    ]
     assert out.loc["/b", ["clicks", "unique_users", "median_time_on_page_s"]].tolist() == [2, 1, 4]
     assert out.loc["/b", "time_on_page_coverage"] == 0.5
+    assert out.loc["/b", ["entrances", "exits", "bounce_rate", "exit_rate"]].tolist() == [
+        1,
+        1,
+        0.0,
+        0.5,
+    ]
 
 
-def random_events(n: int, seed: int) -> pd.DataFrame:
-    """Counted events with their time on page: ties on values, NaNs."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "window_start": rng.integers(0, 3, n),
-            "url": rng.choice([f"/p{i}" for i in range(30)], n),
-            "country": rng.choice(["DE", "FR", "unknown"], n),
-            "user_id": rng.integers(0, 300, n).astype(str),
-            "time_on_page_s": np.where(
-                rng.random(n) < 0.2, np.nan, rng.integers(0, 60_000, n) / 1e3
-            ),
-        }
-    )
-
-
-def merge(partials: list[pd.DataFrame]) -> pd.DataFrame:
-    """The pandas analogue of the native merge: counts summed per (group, time on page)."""
-    keys = ["window_start", "url", "country", TIME_ON_PAGE]
-    summed = pd.concat(partials).groupby(keys, dropna=False, sort=False)[["events", "users"]]
-    return summed.sum().reset_index()
-
-
-def by_group(df: pd.DataFrame) -> pd.DataFrame:
-    return df.sort_values(["window_start", "url", "country"]).reset_index(drop=True)
-
-
-@pytest.mark.parametrize("calls", [1, 2, 7])
-def test_partials_split_by_user_merge_to_the_single_call_result(calls: int) -> None:
-    events = random_events(20_000, seed=calls)
-    # Each user's events in exactly one call, as the user-hash buckets of stage 1 guarantee.
-    call_of_user = events["user_id"].astype(int) % calls
-    partials = [partial_counts(events[call_of_user == c]) for c in range(calls)]
-    assert all(list(p.columns) == list(COUNT_COLUMNS) for p in partials)
-    merged = merge(partials)
-    single = by_group(summarise(events))
-    # Merged counts are one row per (group, distinct defined value) plus one per group...
-    keyed = events.groupby(list(GROUP_COLUMNS))
-    assert len(merged) == (keyed["time_on_page_s"].nunique() + 1).sum()
-    # ... and give exactly the single call's metrics, whatever the order of their rows.
-    shuffled = merged.sample(frac=1, random_state=calls).reset_index(drop=True)
-    pd.testing.assert_frame_equal(by_group(summarise_counts(shuffled)), single, check_exact=True)
-    # Unmerged partials repeat (group, value) rows: same counts and quantiles, the mean may
-    # differ in its last bits only (value * count summed in other pieces).
-    unmerged = by_group(summarise_counts(pd.concat(partials, ignore_index=True)))
-    pd.testing.assert_frame_equal(unmerged, single, check_exact=False, rtol=1e-12, atol=0)
-    exact = single.columns.drop("avg_time_on_page_s")
-    pd.testing.assert_frame_equal(unmerged[exact], single[exact], check_exact=True)
-
-
-def test_partial_counts_of_empty_input_have_the_count_columns() -> None:
-    out = partial_counts(random_events(10, seed=0).iloc[:0])
-    assert list(out.columns) == list(COUNT_COLUMNS)
-    assert out.empty
+@pytest.mark.parametrize("parts", [2, 7])
+def test_counts_split_over_rows_add_up_to_the_merged_result(parts: int) -> None:
+    """A group's counts may arrive as several partial rows for one time on page: same result."""
+    counts = counts_of(random_events(20_000, seed=parts))
+    merged = summarise_counts(counts).sort_values(list(GROUP_COLUMNS)).reset_index(drop=True)
+    # Split every row's counts in `parts` pieces (the remainder on the first), rows shuffled.
+    numeric = list(COUNT_COLUMNS[4:])
+    pieces = []
+    for i in range(parts):
+        piece = counts.copy()
+        piece[numeric] = counts[numeric] // parts + (counts[numeric] % parts if i == 0 else 0)
+        pieces.append(piece[piece["events"] > 0])
+    split = pd.concat(pieces, ignore_index=True).sample(frac=1, random_state=parts)
+    got = summarise_counts(split).sort_values(list(GROUP_COLUMNS)).reset_index(drop=True)
+    # Same counts, rates and quantiles; the mean may differ in its last bits only (value * count
+    # summed in other pieces).
+    exact = merged.columns.drop("avg_time_on_page_s")
+    pd.testing.assert_frame_equal(got[exact], merged[exact], check_exact=True)
+    pd.testing.assert_frame_equal(got, merged, check_exact=False, rtol=1e-12, atol=0)

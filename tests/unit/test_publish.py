@@ -29,7 +29,8 @@ RUN = "20260316t040506-abcdef"
 
 
 def metrics_rows(spark: SparkSession, *keys: tuple[str, dt.datetime, str, str]):
-    rows = [(kind, start, url, c, 3, 2, 10.0, 9.0, 20.0, 0.5) for kind, start, url, c in keys]
+    values = (3, 2, 10.0, 9.0, 20.0, 0.5, 2, 2, 1, 0.5, 2 / 3)
+    rows = [(kind, start, url, c, *values) for kind, start, url, c in keys]
     return spark.createDataFrame(rows, METRICS_SCHEMA)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import numpy as np
 
-from clickstream_spark.aggregate.pandas_metrics import MAX_GAP_S
+from clickstream_spark.windows import MAX_GAP_S
 
 # The inactivity gap that ends a session: the 30 minutes past which a click is an exit.
 SESSION_GAP_MS = MAX_GAP_S * 1000
