@@ -108,6 +108,36 @@ class StreamConfig:
 @dataclass(frozen=True)
 class AggregateConfig:
     max_rows_per_pandas_call: int
+    run_summary_file: str
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    prometheus_address: str
+
+    def __post_init__(self) -> None:
+        if self.prometheus_address != "off":
+            host, sep, port = self.prometheus_address.rpartition(":")
+            if not (sep and host and port.isdigit() and int(port) < 65536):
+                raise ConfigError(
+                    f"monitoring.prometheus_address: expected host:port or off, got "
+                    f"{self.prometheus_address!r}"
+                )
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        """(host, port) to serve on, or None when serving is off."""
+        if self.prometheus_address == "off":
+            return None
+        host, _, port = self.prometheus_address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    out_dir: str
+    top_countries: int
+    top_urls: int
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,8 @@ class Config:
     spark: SparkConfig
     stream: StreamConfig
     aggregate: AggregateConfig
+    monitoring: MonitoringConfig
+    report: ReportConfig
     source: str = "defaults"
 
     def resolve_path(self, value: str) -> str:
@@ -134,6 +166,8 @@ _SECTIONS: dict[str, type] = {
     "spark": SparkConfig,
     "stream": StreamConfig,
     "aggregate": AggregateConfig,
+    "monitoring": MonitoringConfig,
+    "report": ReportConfig,
 }
 _SECRETS = {
     ("cassandra", "username"): "CASSANDRA_USERNAME",
