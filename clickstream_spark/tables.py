@@ -12,6 +12,7 @@ EVENTS_TABLE = "events"
 QUARANTINE_TABLE = "quarantine"
 CHANGED_WINDOWS_TABLE = "changed_windows"
 AGGREGATED_WINDOWS_TABLE = "aggregated_windows"
+INGEST_HISTORY_TABLE = "ingest_history"
 
 
 def read_table(spark: SparkSession, config: Config, table: str) -> DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -10,12 +11,13 @@ from pyspark.sql.streaming import StreamingQuery
 
 from clickstream_spark.config import Config
 from clickstream_spark.errors import SinkError, root_cause_line
-from clickstream_spark.ingest.batch import write_batch
+from clickstream_spark.ingest.batch import BatchSummary, write_batch
 from clickstream_spark.ingest.parse import parse_kafka
 from clickstream_spark.ingest.source import kafka_source
 from clickstream_spark.tables import (
     CHANGED_WINDOWS_TABLE,
     EVENTS_TABLE,
+    INGEST_HISTORY_TABLE,
     QUARANTINE_TABLE,
     read_table,
 )
@@ -46,7 +48,7 @@ def check_tables(spark: SparkSession, config: Config) -> None:
     the writes that follow.
     """
     keyspace = config.cassandra.keyspace
-    for table in (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE):
+    for table in (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE, INGEST_HISTORY_TABLE):
         try:
             read_table(spark, config, table)
         except Exception as exc:
@@ -66,9 +68,14 @@ def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
     return bool(fs.exists(offsets) and len(fs.listStatus(offsets)) > 0)
 
 
-def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> StreamingQuery:
+def start_ingest(
+    spark: SparkSession,
+    config: Config,
+    available_now: bool,
+    on_batch: Callable[[BatchSummary], None] | None = None,
+) -> StreamingQuery:
     """Start the named query: Kafka -> parse -> foreachBatch(write_batch), once
-    :func:`check_tables` found every table it writes."""
+    :func:`check_tables` found every table it writes; ``on_batch`` gets each batch's summary."""
     check_tables(spark, config)
     checkpoint = config.resolve_path(config.stream.checkpoint)
     if checkpoint_has_progress(spark, checkpoint):
@@ -83,10 +90,16 @@ def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> St
     # Messages over the size limit are quarantined straight from Kafka (write_batch), so that
     # the cached micro-batch never holds their raw copies: one cache block is read back whole.
     parsed = observed(parse_kafka(kafka_source(spark, config), oversized_raw=False))
+
+    def write(frame: DataFrame, batch_id: int) -> None:
+        summary = write_batch(frame, batch_id, config)
+        if on_batch is not None:
+            on_batch(summary)
+
     writer = (
         parsed.writeStream.queryName(config.stream.query_name)
         .option("checkpointLocation", checkpoint)
-        .foreachBatch(lambda frame, batch_id: write_batch(frame, batch_id, config))
+        .foreachBatch(write)
     )
     if available_now:
         writer = writer.trigger(availableNow=True)
