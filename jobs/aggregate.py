@@ -14,7 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream_spark.aggregate.run import run_aggregation
+from clickstream_spark.aggregate.run import append_run_record, run_aggregation
 from clickstream_spark.cli import (
     add_config_argument,
     configure_logging,
@@ -89,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         for kind, starts in runs:
             summary = run_aggregation(spark, es, config, kind, starts)
             print(summary.text(), flush=True)
+            append_run_record(config, summary.record())
         print(f"published to Elasticsearch alias {config.elasticsearch.index}", flush=True)
         return 0
     except Exception as exc:  # any failure ends the job with one clear line
-        fail("aggregate.py", one_line(exc))
+        message = one_line(exc)
+        append_run_record(config, {"status": "failed", "error": message})
+        fail("aggregate.py", message)
     finally:
         es.close()
         spark.stop()

@@ -10,10 +10,14 @@ picked up by the next run. Only the stream's own timestamps are compared, never 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from elasticsearch import Elasticsearch
 from pyspark import StorageLevel
@@ -50,6 +54,23 @@ class RunSummary:
     documents_written: int = 0
     documents_recomputed: int = 0
     top_urls: list[tuple[str, int]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        """The run as one JSON object: a line of the run-summary file."""
+        first, last = (self.starts[0], self.starts[-1]) if self.starts else (None, None)
+        return {
+            "status": "ok",
+            "window": self.kind,
+            "windows": len(self.starts),
+            "first_window": _iso(first),
+            "last_window": _iso(last),
+            "empty_windows": len(self.empty_starts),
+            "rows_read": self.rows_in,
+            "documents_written": self.documents_written,
+            "documents_recomputed": self.documents_recomputed,
+            "seconds": round(self.seconds, 3),
+        }
 
     def text(self) -> str:
         if not self.starts:
@@ -73,6 +94,25 @@ class RunSummary:
             )
             lines += [f"  {clicks:>10}  {url}" for url, clicks in self.top_urls]
         return "\n".join(lines)
+
+
+def _iso(start: dt.datetime | None) -> str | None:
+    return None if start is None else f"{start:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def append_run_record(config: Config, record: dict[str, Any]) -> None:
+    """Append ``record``, stamped with the time, as one JSON line to ``[aggregate]
+    run_summary_file``. A file that cannot be written is logged, not fatal: the run's result
+    is published either way."""
+    path = Path(config.resolve_path(config.aggregate.run_summary_file))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    line = json.dumps({"at": _iso(now), **record}, separators=(",", ":"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as file:
+            file.write(line + "\n")
+    except OSError as exc:
+        log.warning("run summary not written to %s: %s", path, exc)
 
 
 def _changed_at_by_start(
@@ -210,12 +250,13 @@ def run_aggregation(
     starts: list[dt.datetime] | None = None,
 ) -> RunSummary:
     """Aggregate ``starts`` (or, when None, every window changed since the last run)."""
+    started = time.monotonic()
     marked = marks(spark, config, kind)
     if starts is None:
         starts = pending_windows(marked, published(spark, config, kind))
         log.info("incremental %s run: %d window(s) changed since the last run", kind, len(starts))
     if not starts:
-        return RunSummary(kind, [])
+        return RunSummary(kind, [], seconds=time.monotonic() - started)
 
     read = _read(spark, config, kind, starts)
     try:
@@ -240,4 +281,5 @@ def run_aggregation(
         documents_written=result.documents,
         documents_recomputed=result.recomputed_documents,
         top_urls=top_urls,
+        seconds=time.monotonic() - started,
     )

@@ -208,6 +208,7 @@ def isolated_pipeline(
         "CLICKSTREAM_ELASTICSEARCH_INDEX": p.alias,
         "CLICKSTREAM_STREAM_CHECKPOINT": str(p.checkpoint),
         "CLICKSTREAM_SPARK_EVENT_LOG_DIR": str(p.event_log_dir),
+        "CLICKSTREAM_AGGREGATE_RUN_SUMMARY_FILE": str(work / "aggregate-runs.jsonl"),
     }
     for statement in statements(p.keyspace):
         cassandra.execute(statement, timeout=60)
