@@ -1,9 +1,10 @@
-"""A small report's inputs, as the stores return them: documents with session fields, hourly
-sums and ingest-history rows (for the report's unit and browser tests)."""
+"""A small report's inputs, as the stores return them (documents with session fields, hourly
+sums, ingest-history rows), and a reader of the numbers a chart carries: for the report's tests."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from clickstream_spark.tools.html_report.build import Scope
 from clickstream_spark.tools.html_report.figures import Row
@@ -85,3 +86,13 @@ def batches() -> list[Row]:
 
 def scope(country: str | None = None) -> Scope:
     return Scope("day", DAY, country, DAY.date(), top_countries=2, top_urls=2)
+
+
+def chart_values(spec: Any) -> list[Row]:
+    """Every inline data row of a Vega-Lite specification, wherever it sits."""
+    if isinstance(spec, dict):
+        found = list(spec["data"]["values"]) if "values" in spec.get("data", {}) else []
+        return found + [row for key, v in spec.items() if key != "data" for row in chart_values(v)]
+    if isinstance(spec, list):
+        return [row for item in spec for row in chart_values(item)]
+    return []

@@ -53,6 +53,7 @@ def test_statements_target_the_chosen_keyspace() -> None:
         "clickstream_it_x.quarantine",
         "clickstream_it_x.changed_windows",
         "clickstream_it_x.aggregated_windows",
+        "clickstream_it_x.ingest_history",
     }
     assert not any("clickstream." in s for s in result)
 

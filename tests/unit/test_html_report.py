@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 from clickstream_spark.tools.html_report import figures
 from clickstream_spark.tools.html_report.build import build_report
 from clickstream_spark.tools.html_report.page import _script_text, render_html, write_report
 from tests import report_sample as sample
+from tests.report_sample import chart_values
 
 ROOT = sample.SITE
 
@@ -104,16 +104,6 @@ def test_data_quality_per_hour_of_micro_batch_time() -> None:
         "2026-03-14T10:00:00Z",
         "2026-03-14T23:00:00Z",
     }
-
-
-def chart_values(spec: Any) -> list[dict]:
-    """Every inline data row of a Vega-Lite specification, wherever it sits."""
-    if isinstance(spec, dict):
-        found = list(spec["data"]["values"]) if "values" in spec.get("data", {}) else []
-        return found + [row for key, v in spec.items() if key != "data" for row in chart_values(v)]
-    if isinstance(spec, list):
-        return [row for item in spec for row in chart_values(item)]
-    return []
 
 
 def test_each_chart_carries_exactly_its_figures() -> None:
