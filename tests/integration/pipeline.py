@@ -117,10 +117,14 @@ class Pipeline:
 
     # -- running the jobs ---------------------------------------------------------------
 
-    def command(self, job: str, *args: str) -> list[str]:
+    def command(self, job: str, *args: str, conf: dict[str, str] | None = None) -> list[str]:
+        """The job's spark-submit command; ``conf`` adds Spark settings (the last one wins)."""
+        extra = [
+            item for key, value in (conf or {}).items() for item in ("--conf", f"{key}={value}")
+        ]
         return [
             "./spark-submit.sh", "--master", self.master, "--conf", "spark.ui.enabled=false",
-            f"jobs/{job}.py", *args,
+            *extra, f"jobs/{job}.py", *args,
         ]  # fmt: skip
 
     def attempt(self, job: str, *args: str) -> tuple[int, str]:
@@ -144,14 +148,19 @@ class Pipeline:
         return output
 
     def start(
-        self, job: str, *args: str, log_name: str | None = None, log_path: Path | None = None
+        self,
+        job: str,
+        *args: str,
+        log_name: str | None = None,
+        log_path: Path | None = None,
+        conf: dict[str, str] | None = None,
     ) -> subprocess.Popen:
         """Start a job in its own process group (so that it can be killed whole); its output
         goes to ``log_path``, or ``work/<log_name or job-time>.log``."""
         name = log_name or f"{job}-{time.monotonic_ns()}"
         log = open(log_path or self.work / f"{name}.log", "w")  # noqa: SIM115
         return subprocess.Popen(
-            self.command(job, *args),
+            self.command(job, *args, conf=conf),
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=log,
