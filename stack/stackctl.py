@@ -15,34 +15,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from stacklib import StackError, lifecycle, run_command
+from stacklib.console import log_tail, report, say, show
 from stacklib.fetch import Fetcher
 from stacklib.java import Java, find_java
 from stacklib.layout import Layout, read_versions
 from stacklib.procs import alive
 from stacklib.servers import SERVER_NAMES, Server, make_servers
 
-_print_lock = threading.Lock()
-
-
-def say(message: str) -> None:
-    """Print one line; safe from the threads that start or stop servers concurrently."""
-    with _print_lock:
-        print(message, flush=True)
-
-
-def show(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it (shorter messages)."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+PROG = "stackctl"
 
 
 def environment() -> tuple[Layout, dict[str, str], Java]:
@@ -163,9 +149,9 @@ def run_concurrently(servers: list[Server], action: Callable[[Server], None]) ->
             action(server)
             return server
         except StackError as exc:
-            report(exc)
+            report(PROG, exc)
         except OSError as exc:  # a file or folder that cannot be written, a missing program
-            report(StackError(f"{server.name}: {exc}"))
+            report(PROG, StackError(f"{server.name}: {exc}"))
         return None
 
     pool = ThreadPoolExecutor(max_workers=max(1, len(servers)))
@@ -238,7 +224,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     (server,) = make_servers([args.server], Layout())
     if not server.log_file.exists():
         raise StackError(f"{server.name}: no log yet ({show(server.log_file)})")
-    for line in lifecycle.log_tail(server, args.lines):
+    for line in log_tail(server.log_file, args.lines):
         print(line)
     if args.follow:
         follow(server.log_file)
@@ -264,13 +250,6 @@ def follow(path: Path) -> None:
 # --- command line -------------------------------------------------------------------------------
 
 
-def report(error: StackError) -> None:
-    with _print_lock:
-        print(f"stackctl: error: {error}", file=sys.stderr, flush=True)
-        for line in error.details:
-            print(f"    {line}", file=sys.stderr, flush=True)
-
-
 def server_name(text: str) -> str:
     if text not in SERVER_NAMES:
         raise argparse.ArgumentTypeError(
@@ -279,56 +258,52 @@ def server_name(text: str) -> str:
     return text
 
 
+Handler = Callable[[argparse.Namespace], int]
+
+# The commands that act on a selection of servers (all by default), in `--help` order.
+SERVER_COMMANDS: tuple[tuple[str, Handler, str], ...] = (
+    ("fetch", cmd_fetch, "download the servers into .state/dist (skips what is there)"),
+    ("up", cmd_up, "start servers in the background, wait until ready, bootstrap"),
+    ("bootstrap", cmd_bootstrap, "create the Kafka topic, apply conf/cassandra/*.cql "
+     "and PUT conf/elasticsearch/*.template.json (idempotent)"),
+    ("down", cmd_down, "stop servers (SIGTERM, SIGKILL after 30 s)"),
+    ("kill", cmd_kill, "SIGKILL servers at once, as in a crash (for fault tests)"),
+    ("status", cmd_status, "one line per server; exit 0 only if all are up"),
+    ("is-up", cmd_is_up, "print nothing; exit 0 only if all are up"),
+)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="stackctl",
+        prog=PROG,
         description="Local Kafka, Cassandra and Elasticsearch for clickstream-spark, on loopback. "
         "Versions come from conf/versions.env, server settings from conf/stack/, "
         "and every file the stack writes goes under .state/.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(
-        name: str, handler: Callable[[argparse.Namespace], int], text: str
-    ) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         sub.set_defaults(handler=handler)
         return sub
 
-    def servers_argument(sub: argparse.ArgumentParser) -> None:
+    subs = {name: command(name, handler, text) for name, handler, text in SERVER_COMMANDS}
+    for sub in subs.values():
         # `type` instead of `choices`: argparse rejects an empty `nargs="*"` list with choices.
         sub.add_argument(
             "servers", nargs="*", type=server_name, metavar="SERVER",
             help=f"any of {', '.join(SERVER_NAMES)} (default: all)",
         )  # fmt: skip
-
-    sub = command("fetch", cmd_fetch, "download the servers into .state/dist (skips what is there)")
-    servers_argument(sub)
-    sub.add_argument("--force", action="store_true", help="download again even if present")
-
-    sub = command("up", cmd_up, "start servers in the background, wait until ready, bootstrap")
-    servers_argument(sub)
-    sub.add_argument("--timeout", type=float, metavar="S", help="readiness timeout per server")
-    sub.add_argument(
+    subs["fetch"].add_argument(
+        "--force", action="store_true", help="download again even if present"
+    )
+    subs["up"].add_argument(
+        "--timeout", type=float, metavar="S", help="readiness timeout per server"
+    )
+    subs["up"].add_argument(
         "--no-bootstrap", dest="bootstrap", action="store_false",
         help="do not create the topic, schema and index templates",
     )  # fmt: skip
-
-    sub = command("bootstrap", cmd_bootstrap, "create the Kafka topic, apply conf/cassandra/*.cql "
-                  "and PUT conf/elasticsearch/*.template.json (idempotent)")  # fmt: skip
-    servers_argument(sub)
-
-    sub = command("down", cmd_down, "stop servers (SIGTERM, SIGKILL after 30 s)")
-    servers_argument(sub)
-
-    sub = command("kill", cmd_kill, "SIGKILL servers at once, as in a crash (for fault tests)")
-    servers_argument(sub)
-
-    sub = command("status", cmd_status, "one line per server; exit 0 only if all are up")
-    servers_argument(sub)
-
-    sub = command("is-up", cmd_is_up, "print nothing; exit 0 only if all are up")
-    servers_argument(sub)
 
     sub = command("logs", cmd_logs, "print the end of a server's log")
     sub.add_argument("server", choices=SERVER_NAMES, metavar="SERVER", help=", ".join(SERVER_NAMES))
@@ -338,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv), report)
+    return run_command(build_parser().parse_args(argv), lambda error: report(PROG, error))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The local server stack (Kafka, Cassandra, Elasticsearch) behind ``stack/stackctl.py``."""
+"""The local server stack (Kafka, Cassandra, Elasticsearch) behind ``stack/stackctl.py``, and
+the Spark standalone cluster behind ``stack/cluster.py``."""
 
 from __future__ import annotations
 

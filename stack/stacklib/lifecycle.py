@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stacklib import StackError
+from stacklib.console import log_tail
 from stacklib.procs import (
     Process,
     all_processes,
     memory_kb,
+    pid_from_file,
     port_accepts,
     port_holder,
     port_is_free,
-    read_process,
     signal_group,
     signal_process,
     terminate,
+    wait_for,
     wait_gone,
     working_dir,
 )
@@ -43,16 +45,7 @@ POLL_INTERVAL_S = 0.5
 
 def running_pid(server: Server) -> int | None:
     """The pid in the server's pidfile if that process is alive and is this server."""
-    pid_file = server.layout.pid_file(server.name)
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    process = read_process(pid)
-    if process is not None and process.alive and server.owns(process):
-        return pid
-    pid_file.unlink(missing_ok=True)  # stale: the server died or the pid was recycled
-    return None
+    return pid_from_file(server.layout.pid_file(server.name), server.owns)
 
 
 def server_processes(server: Server) -> list[Process]:
@@ -143,31 +136,20 @@ def wait_ready(
     timeout_s: float,
 ) -> None:
     """Return once ``server`` is ready; fail if its process dies or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if server.is_ready(log_since):
-            return
-        if not is_alive():
-            raise StackError(
-                f"{server.name} exited while starting; last lines of {server.log_file}:",
-                details=log_tail(server, LOG_TAIL_LINES, since=log_since),
-            )
-        if time.monotonic() >= deadline:
-            raise StackError(
-                f"{server.name} not ready after {timeout_s:.0f} s (still running, "
-                f"see {server.log_file}; stackctl down {server.name} stops it)"
-            )
-        time.sleep(POLL_INTERVAL_S)
-
-
-def log_tail(server: Server, lines: int, since: int = 0) -> list[str]:
-    try:
-        with server.log_file.open("rb") as log:
-            log.seek(since)
-            text = log.read().decode(errors="replace")
-    except FileNotFoundError:
-        return []
-    return text.splitlines()[-lines:] if lines > 0 else []
+    wait_for(
+        lambda: server.is_ready(log_since),
+        is_alive,
+        timeout_s,
+        exited=lambda: StackError(
+            f"{server.name} exited while starting; last lines of {server.log_file}:",
+            details=log_tail(server.log_file, LOG_TAIL_LINES, since=log_since),
+        ),
+        timed_out=lambda: StackError(
+            f"{server.name} not ready after {timeout_s:.0f} s (still running, "
+            f"see {server.log_file}; stackctl down {server.name} stops it)"
+        ),
+        poll_s=POLL_INTERVAL_S,
+    )
 
 
 # --- stopping -----------------------------------------------------------------------------------

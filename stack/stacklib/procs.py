@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +100,39 @@ def wait_gone(pids: Iterable[int], timeout_s: float) -> list[int]:
 def alive(pid: int) -> bool:
     process = read_process(pid)
     return process is not None and process.alive
+
+
+def pid_from_file(pid_file: Path, owns: Callable[[Process], bool]) -> int | None:
+    """The pid in ``pid_file`` if that process is alive and ``owns`` it; a stale file (the
+    process died or its pid was recycled) is removed."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    process = read_process(pid)
+    if process is not None and process.alive and owns(process):
+        return pid
+    pid_file.unlink(missing_ok=True)
+    return None
+
+
+def wait_for(
+    ready: Callable[[], bool],
+    is_running: Callable[[], bool],
+    timeout_s: float,
+    exited: Callable[[], Exception],
+    timed_out: Callable[[], Exception],
+    poll_s: float = 0.5,
+) -> None:
+    """Poll ``ready`` until true; raise ``exited()`` once the process stops running, or
+    ``timed_out()`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if not is_running():
+            raise exited()
+        if time.monotonic() >= deadline:
+            raise timed_out()
+        time.sleep(poll_s)
 
 
 # --- ports -------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from stacklib import StackError
+from stacklib.console import log_tail
 from stacklib.fetch import _unzip_stripping_top_folder
 from stacklib.layout import Layout, read_versions, render_template
-from stacklib.procs import Process, port_holder, port_is_free
+from stacklib.procs import Process, pid_from_file, port_holder, port_is_free, wait_for
 from stacklib.servers import Elasticsearch, Kafka, _kafka_cluster_id, make_servers
 
 # --- templates and versions ---------------------------------------------------------------------
@@ -89,6 +90,49 @@ def test_a_listening_port_is_taken_and_its_holder_is_this_process() -> None:
         holder = port_holder(port)
         assert holder is not None and holder.pid == os.getpid()
     assert port_is_free(port)
+
+
+# --- processes and logs ------------------------------------------------------------------------
+
+
+def test_pid_from_file_trusts_only_a_live_owned_process_and_drops_a_stale_file(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    pid_file = tmp_path / "x.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    assert pid_from_file(pid_file, lambda process: process.pid == os.getpid()) == os.getpid()
+    assert pid_file.exists()
+    assert pid_from_file(pid_file, lambda _process: False) is None  # alive, but not ours
+    assert not pid_file.exists()
+    assert pid_from_file(pid_file, lambda _process: True) is None  # no file
+
+
+@pytest.mark.parametrize(("running", "raised"), [(False, "exited"), (True, "timed out")])
+def test_wait_for_names_the_exit_before_the_timeout(running: bool, raised: str) -> None:
+    with pytest.raises(StackError, match=raised):
+        wait_for(
+            lambda: False,
+            lambda: running,
+            timeout_s=0,
+            exited=lambda: StackError("exited"),
+            timed_out=lambda: StackError("timed out"),
+        )
+
+
+def test_wait_for_returns_once_ready() -> None:
+    wait_for(lambda: True, lambda: False, 0, lambda: StackError("x"), lambda: StackError("y"))
+
+
+def test_log_tail_reads_from_the_offset_and_gives_the_last_lines(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text("old\n=== start ===\none\ntwo\nthree\n")
+    since = len("old\n")
+    assert log_tail(log, 2, since=since) == ["two", "three"]
+    assert log_tail(log, 10, since=since) == ["=== start ===", "one", "two", "three"]
+    assert log_tail(log, 0) == []
+    assert log_tail(tmp_path / "missing.log", 5) == []
 
 
 # --- archives -----------------------------------------------------------------------------------

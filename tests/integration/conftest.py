@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import uuid
+import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cassandra.cluster import Cluster, Session
@@ -12,7 +14,8 @@ from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
 from clickstream_spark.config import Config
-from tests.integration.pipeline import OpenPipeline, isolated_pipeline
+from clickstream_spark.elastic import es_client
+from tests.integration.pipeline import OpenPipeline, Pipeline, isolated_pipeline
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,7 +47,7 @@ def cassandra(config: Config) -> Iterator[Session]:
 
 @pytest.fixture(scope="session")
 def es(config: Config) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(config.elasticsearch.url, request_timeout=30)
+    client = es_client(config.elasticsearch, request_timeout=30)
     yield client
     client.close()
 
@@ -57,3 +60,13 @@ def open_pipeline(
     return functools.partial(
         isolated_pipeline, config=config, cassandra=cassandra, kafka_admin=kafka_admin, es=es
     )
+
+
+@pytest.fixture
+def pipeline(
+    request: pytest.FixtureRequest, tmp_path: Path, run_id: str, open_pipeline: OpenPipeline
+) -> Iterator[Pipeline]:
+    """A pipeline of this test alone (topic, keyspace, alias, checkpoint), dropped after it."""
+    test = zlib.crc32(request.node.nodeid.encode())  # short, as Cassandra limits keyspace names
+    with open_pipeline(f"t{test:08x}_{run_id}", tmp_path) as p:
+        yield p

@@ -27,15 +27,59 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.aggregate.pandas_metrics import METRIC_COLUMNS
+from clickstream_spark.aggregate.pandas_metrics import GROUP_COLUMNS, METRIC_COLUMNS
 from clickstream_spark.cassandra_schema import statements
 from clickstream_spark.config import PROJECT_ROOT, Config
+from clickstream_spark.ingest.query import OBSERVATION_NAME
 from clickstream_spark.tools.generate import generate_messages, message_record
 from tests.reference import reference_metrics
 
 JOB_TIMEOUT_S = 600
 # What the test producers may send: messages over the broker's default 1 MB reach the parser.
 KAFKA_MAX_MESSAGE = 4 * 1024 * 1024
+# How a query progress event is named in a Spark event log.
+PROGRESS_EVENT = "org.apache.spark.sql.streaming.StreamingQueryListener$QueryProgressEvent"
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """The counts the stream publishes for one micro-batch (its query progress's observed
+    metrics)."""
+
+    batch_id: int
+    rows: int
+    valid: int
+    quarantined: int
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    """A finished run of the stream job: its output, and its counts for each micro-batch."""
+
+    output: str
+    batches: list[BatchCounts]
+
+    def total(self, count: str) -> int:
+        """``rows``, ``valid`` or ``quarantined`` summed over the run's micro-batches."""
+        return sum(getattr(batch, count) for batch in self.batches)
+
+
+def published_counts(event_log: Path) -> list[BatchCounts]:
+    """The stream's counts per micro-batch, from the query progress events of one application's
+    Spark event log (what the History Server and any StreamingQueryListener see)."""
+    batches = []
+    with event_log.open(encoding="utf-8") as events:
+        for line in events:
+            if PROGRESS_EVENT not in line:
+                continue
+            progress = json.loads(line)["progress"]
+            observed = progress.get("observedMetrics", {}).get(OBSERVATION_NAME)
+            if observed is None:  # a progress without data
+                continue
+            names = [field["name"] for field in observed["schema"]["fields"]]
+            values = dict(zip(names, observed["values"], strict=True))
+            batches.append(BatchCounts(progress["batchId"], **values))
+    return batches
 
 
 @dataclass
@@ -147,22 +191,35 @@ class Pipeline:
         assert code == 0, f"{job} exited {code}:\n{output[-4000:]}"
         return output
 
+    def run_stream(self, *args: str) -> StreamRun:
+        """Run the stream job to completion: its output and the counts it published."""
+        before = set(self.event_logs())
+        output = self.run("stream", *args)
+        (event_log,) = set(self.event_logs()) - before
+        return StreamRun(output, published_counts(event_log))
+
+    def event_logs(self) -> list[Path]:
+        """The Spark event logs of the pipeline's applications, finished or not."""
+        return sorted(self.event_log_dir.iterdir()) if self.event_log_dir.exists() else []
+
     def start(
         self,
         job: str,
         *args: str,
         log_name: str | None = None,
         log_path: Path | None = None,
+        env: dict[str, str] | None = None,
         conf: dict[str, str] | None = None,
     ) -> subprocess.Popen:
-        """Start a job in its own process group (so that it can be killed whole); its output
-        goes to ``log_path``, or ``work/<log_name or job-time>.log``."""
+        """Start a job in its own process group (so that it can be killed whole), with ``env``
+        added to the pipeline's environment and ``conf`` to Spark's; its output goes to
+        ``log_path``, or ``work/<log_name or job-time>.log``."""
         name = log_name or f"{job}-{time.monotonic_ns()}"
         log = open(log_path or self.work / f"{name}.log", "w")  # noqa: SIM115
         return subprocess.Popen(
             self.command(job, *args, conf=conf),
             cwd=PROJECT_ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -328,7 +385,7 @@ def assert_cassandra_matches(pipeline: Pipeline, cassandra: Session, sent: list[
     assert cassandra_quarantine(cassandra, pipeline.keyspace) == expected_quarantine(sent)
 
 
-# -- fault tests: counting, a steady producer, breaking and restoring servers -------------------
+# -- fault tests: counting and a steady producer ------------------------------------------------
 
 
 def stored_count(session: Session, keyspace: str) -> int:
@@ -449,46 +506,6 @@ class SteadyProducer:
         return self.sent
 
 
-def stackctl(*args: str, timeout_s: float = 300) -> str:
-    """Run the project's stack tool (kill, up, status...); its output, or a failure with it."""
-    done = subprocess.run(
-        [sys.executable, "stack/stackctl.py", *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"stackctl {' '.join(args)} exited {done.returncode}:\n{output}"
-    return output
-
-
-def wait_for_cassandra(session: Session, timeout_s: float = 120) -> None:
-    """Wait until ``session`` runs queries again (the driver reconnects on its own schedule)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            session.execute("SELECT release_version FROM system.local", timeout=10)
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
-@contextmanager
-def restored(server: str, cassandra: Session) -> Iterator[None]:
-    """Whatever a test does to ``server``, it is up (and bootstrapped) again afterwards, so the
-    tests that follow find the stack as they expect it."""
-    try:
-        yield
-    finally:
-        stackctl("up", server)
-        if server == "cassandra":
-            wait_for_cassandra(cassandra)
-
-
 def reference_documents(sent: list[dict]) -> dict[tuple, tuple]:
     """(window, window_start, url, country) -> metrics, from the generator's own record."""
     events = [
@@ -509,11 +526,15 @@ def reference_documents(sent: list[dict]) -> dict[tuple, tuple]:
     return expected
 
 
+# What identifies a published document; its metrics are METRIC_COLUMNS.
+DOCUMENT_KEY = ("window", *GROUP_COLUMNS)
+
+
 def published(es: Elasticsearch, alias: str) -> dict[tuple, tuple]:
-    documents = es_documents(es, alias)
+    """(window, window_start, url, country) -> metrics, of every document behind the alias."""
     result = {}
-    for doc in documents.values():
-        key = (doc["window"], doc["window_start"], doc["url"], doc["country"])
+    for doc in es_documents(es, alias).values():
+        key = tuple(doc[name] for name in DOCUMENT_KEY)
         assert key not in result, f"two documents for {key}"
         result[key] = tuple(doc[name] for name in METRIC_COLUMNS)
     return result

@@ -12,16 +12,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from clickstream_spark.config import PROJECT_ROOT
-
-# stackctl.py imports stacklib from its own folder; so do we.
-sys.path.insert(0, str(PROJECT_ROOT / "stack"))
-
+from cassandra.cluster import Session
 from stacklib import lifecycle
 from stacklib.layout import Layout
 from stacklib.servers import make_servers
+
+from clickstream_spark.config import PROJECT_ROOT
 
 STACKCTL = [sys.executable, "stack/stackctl.py"]
 # Elasticsearch is ready in 24-34 s on a quiet machine; the machine is shared and noisy.
@@ -74,3 +74,30 @@ def start_server(name: str) -> float:
     )
     assert done.returncode == 0, f"stackctl up {name} failed:\n{done.stdout}{done.stderr}"
     return time.monotonic() - started
+
+
+def wait_for_cassandra(session: Session, timeout_s: float = 120) -> None:
+    """Wait until ``session`` runs queries again (the driver reconnects on its own schedule)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            session.execute("SELECT release_version FROM system.local", timeout=10)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+@contextmanager
+def restored(name: str, cassandra: Session | None = None) -> Iterator[None]:
+    """Whatever a test does to server ``name``, it is up (and bootstrapped) again afterwards, so
+    that the tests after it find the stack as they expect it; with ``cassandra``, that session
+    runs queries again too."""
+    try:
+        yield
+    finally:
+        if not is_up(name):
+            start_server(name)
+        if cassandra is not None:
+            wait_for_cassandra(cassandra)

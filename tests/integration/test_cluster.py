@@ -25,6 +25,7 @@ from urllib.request import urlopen
 import pytest
 from cassandra.cluster import Session
 from elasticsearch import Elasticsearch
+from stacklib.spark_cluster import MASTER_JSON_URL, MASTER_URL
 
 from clickstream_spark.config import PROJECT_ROOT
 from clickstream_spark.tools.generate import BAD_KINDS
@@ -37,8 +38,6 @@ from tests.integration.pipeline import (
     expected_quarantine,
 )
 
-CLUSTER_MASTER = "spark://127.0.0.1:7077"
-MASTER_JSON_URL = "http://127.0.0.1:8080/json"
 CLUSTER_CLI = [sys.executable, "stack/cluster.py"]
 CLUSTER_TIMEOUT_S = 180
 DAY = dt.date(2026, 5, 9)
@@ -67,7 +66,7 @@ def spark_cluster() -> Iterator[str]:
     if started_here:
         up = cluster_cli("up")
         assert up.returncode == 0, f"cluster.py up failed:\n{up.stdout}{up.stderr}"
-    yield CLUSTER_MASTER
+    yield MASTER_URL
     if started_here:
         down = cluster_cli("down")
         assert down.returncode == 0, f"cluster.py down failed:\n{down.stdout}{down.stderr}"

@@ -10,8 +10,9 @@ operator reads, and what the next run publishes.
    outside the alias.
 
 Each fault starts from a complete published result, sends new events into the same windows,
-streams them, and breaks the aggregation that would publish them. The module shares one isolated
-pipeline (own topic, keyspace, alias, checkpoint); every test restores what it broke.
+streams them, and breaks the aggregation that would publish them. Each test has its own pipeline
+(topic, keyspace, alias, checkpoint) and first result, and restores what it broke: each runs
+alone and in any order.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from elasticsearch import Elasticsearch
 from clickstream_spark.aggregate.publish import Publisher
 from clickstream_spark.config import load_config
 from tests.integration.pipeline import (
-    OpenPipeline,
     Pipeline,
     assert_same_metrics,
     es_documents,
@@ -40,9 +40,9 @@ from tests.integration.pipeline import (
     published,
     reference_documents,
 )
-from tests.integration.servers import is_up, kill_server, start_server
+from tests.integration.servers import kill_server, restored, start_server
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 DAY = dt.date(2026, 4, 18)
 # 01:00-23:00 UTC: no event's 30-minute look-back reaches another day, so every run touches
@@ -95,17 +95,9 @@ class Outcome:
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pipeline(
-    tmp_path_factory: pytest.TempPathFactory, run_id: str, open_pipeline: OpenPipeline
-) -> Iterator[Pipeline]:
-    with open_pipeline(f"fa_{run_id}", tmp_path_factory.mktemp("faults_aggregate")) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def sent(pipeline: Pipeline, es: Elasticsearch) -> list[dict]:
-    """Every message sent; the first ones streamed and published (the first complete result)."""
+@pytest.fixture
+def first_result(pipeline: Pipeline, es: Elasticsearch) -> list[dict]:
+    """The messages of a first complete result: generated, streamed and published."""
     started = time.monotonic()
     messages = pipeline.generate("first", FIRST_EVENTS, 41, *PERIOD)
     pipeline.run("stream", "--available-now")
@@ -117,16 +109,6 @@ def sent(pipeline: Pipeline, es: Elasticsearch) -> list[dict]:
         f"in {time.monotonic() - started:.1f}s"
     )
     return messages
-
-
-@pytest.fixture
-def elasticsearch_back_up() -> Iterator[None]:
-    """Whatever happens in the test, Elasticsearch is up again for the tests after it."""
-    try:
-        yield
-    finally:
-        if not is_up("elasticsearch"):
-            start_server("elasticsearch")
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -144,19 +126,32 @@ def all_indices(es: Elasticsearch, alias: str) -> set[str]:
 
 def start_with_small_bulks(pipeline: Pipeline, log: Path) -> Popen:
     """Start the aggregation with FAULT_BULK_ENTRIES documents per bulk request."""
-    pipeline.env["CLICKSTREAM_ELASTICSEARCH_BATCH_SIZE_ENTRIES"] = FAULT_BULK_ENTRIES
-    try:
-        return pipeline.start("aggregate", log_path=log)
-    finally:
-        del pipeline.env["CLICKSTREAM_ELASTICSEARCH_BATCH_SIZE_ENTRIES"]
+    small_bulks = {"CLICKSTREAM_ELASTICSEARCH_BATCH_SIZE_ENTRIES": FAULT_BULK_ENTRIES}
+    return pipeline.start("aggregate", log_path=log, env=small_bulks)
 
 
-def send_more(pipeline: Pipeline, sent: list[dict], name: str, seed: int) -> int:
-    """New events in the same windows, streamed into Cassandra (not yet aggregated)."""
-    messages = pipeline.generate(name, MORE_EVENTS, seed, *PERIOD)
-    sent += messages
-    pipeline.run("stream", "--available-now")
-    return len(messages)
+@dataclass(frozen=True)
+class Before:
+    """What the alias served before the fault, and every message sent by then."""
+
+    documents: dict[str, dict]
+    served: dict[str, str]  # shelf -> concrete index
+    sent: list[dict]
+
+
+def send_more(
+    pipeline: Pipeline, es: Elasticsearch, first: list[dict], seed: int, outcome: Outcome
+) -> Before:
+    """What the alias serves, then new events in the same windows, streamed into Cassandra (not
+    yet aggregated)."""
+    documents, shelves = es_documents(es, pipeline.alias), served(es, pipeline.alias)
+    assert set(shelves) == SHELVES
+    outcome.previous_documents = len(documents)
+    with outcome.timed("generate and stream"):
+        more = pipeline.generate("more", MORE_EVENTS, seed, *PERIOD)
+        pipeline.run("stream", "--available-now")
+    outcome.new_events = len(more)
+    return Before(documents, shelves, [*first, *more])
 
 
 def wait_for_half_written_index(
@@ -199,113 +194,108 @@ def error_lines(log: Path) -> list[str]:
     return [line for line in log.read_text().splitlines() if line.startswith("aggregate.py:")]
 
 
-def assert_rerun_publishes_everything(
+def look_after_fault(
+    pipeline: Pipeline, es: Elasticsearch, half_written: str, outcome: Outcome
+) -> dict[str, dict]:
+    """The documents behind the alias after the fault; what the new index holds goes into
+    ``outcome``, which is shown."""
+    after_fault = es_documents(es, pipeline.alias)
+    outcome.documents_after_fault = len(after_fault)
+    outcome.left_in_new_index = document_count(es, half_written)
+    outcome.show("after the fault")
+    return after_fault
+
+
+def assert_alias_unchanged(
     pipeline: Pipeline,
     es: Elasticsearch,
-    sent: list[dict],
-    before: dict[str, str],
+    after_fault: dict[str, dict],
+    before: Before,
     half_written: str,
-) -> dict[str, str]:
+) -> None:
+    """Readers see exactly the previous result; the half-written index is outside the alias."""
+    assert after_fault == before.documents  # every field of every document, computed_at included
+    assert served(es, pipeline.alias) == before.served
+    assert all_indices(es, pipeline.alias) == set(before.served.values()) | {half_written}
+
+
+def assert_rerun_publishes_everything(
+    pipeline: Pipeline, es: Elasticsearch, before: Before, half_written: str, outcome: Outcome
+) -> None:
     """The next run: exactly the reference, a new index per shelf, nothing outside the alias."""
-    output = pipeline.run("aggregate")
-    assert_same_metrics(published(es, pipeline.alias), reference_documents(sent))
+    with outcome.timed("rerun"):
+        output = pipeline.run("aggregate")
+    outcome.documents_after_rerun = len(es_documents(es, pipeline.alias))
+    outcome.show("after the rerun")
+    assert_same_metrics(published(es, pipeline.alias), reference_documents(before.sent))
     after = served(es, pipeline.alias)
     assert set(after) == SHELVES
-    assert all(after[shelf] != before[shelf] for shelf in SHELVES)
+    assert all(after[shelf] != before.served[shelf] for shelf in SHELVES)
     assert all_indices(es, pipeline.alias) == set(after.values())  # the orphan is gone
     assert f"left by an interrupted run: ['{half_written}']" in output
-    return after
+    assert 0 < outcome.left_in_new_index < document_count(es, after[HOUR_SHELF])
 
 
 # --- the faults ----------------------------------------------------------------------------------
 
 
 def test_elasticsearch_killed_while_the_aggregation_writes(
-    pipeline: Pipeline, es: Elasticsearch, sent: list[dict], elasticsearch_back_up: None
+    pipeline: Pipeline, es: Elasticsearch, first_result: list[dict]
 ) -> None:
     outcome = Outcome("Elasticsearch SIGKILLed during the aggregation's write")
-    before_docs = es_documents(es, pipeline.alias)
-    before = served(es, pipeline.alias)
-    assert set(before) == SHELVES
-    outcome.previous_documents = len(before_docs)
-    with outcome.timed("generate and stream"):
-        outcome.new_events = send_more(pipeline, sent, "before_es_kill", 42)
+    before = send_more(pipeline, es, first_result, 42, outcome)
 
     log = pipeline.work / "aggregate-es-killed.log"
-    job = start_with_small_bulks(pipeline, log)
-    try:
-        with outcome.timed("aggregation until the kill"):
-            half_written, outcome.written_when_killed = wait_for_half_written_index(
-                es, pipeline.alias, before, job
-            )
-        killed = kill_server("elasticsearch")
-        outcome.exit_code = job.wait(timeout=FAIL_TIMEOUT_S)
-        outcome.seconds_to_fail = round(time.monotonic() - killed.at, 1)
-    finally:
-        if job.poll() is None:
-            kill_hard(job)
-    lines = error_lines(log)
-    outcome.message = lines[-1] if lines else ""
-    with outcome.timed("stackctl up elasticsearch"):
-        start_server("elasticsearch")
+    with restored("elasticsearch"):
+        job = start_with_small_bulks(pipeline, log)
+        try:
+            with outcome.timed("aggregation until the kill"):
+                half_written, outcome.written_when_killed = wait_for_half_written_index(
+                    es, pipeline.alias, before.served, job
+                )
+            killed = kill_server("elasticsearch")
+            outcome.exit_code = job.wait(timeout=FAIL_TIMEOUT_S)
+            outcome.seconds_to_fail = round(time.monotonic() - killed.at, 1)
+        finally:
+            if job.poll() is None:
+                kill_hard(job)
+        lines = error_lines(log)
+        outcome.message = lines[-1] if lines else ""
+        with outcome.timed("stackctl up elasticsearch"):
+            start_server("elasticsearch")
 
-    after_fault = es_documents(es, pipeline.alias)
-    outcome.documents_after_fault = len(after_fault)
     # The job could not delete its index while Elasticsearch was down: it is still there, with
     # what Elasticsearch had acknowledged, and not behind the alias.
-    outcome.left_in_new_index = document_count(es, half_written)
-    outcome.show("after the fault")
-
+    after_fault = look_after_fault(pipeline, es, half_written, outcome)
     assert outcome.exit_code == 1
     assert len(lines) == 1, lines
     assert re.fullmatch(not_published_line(pipeline.alias), outcome.message), outcome.message
     assert outcome.seconds_to_fail < FAIL_TIMEOUT_S
-    assert after_fault == before_docs  # every field of every document, computed_at included
-    assert served(es, pipeline.alias) == before
-    assert all_indices(es, pipeline.alias) == set(before.values()) | {half_written}
+    assert_alias_unchanged(pipeline, es, after_fault, before, half_written)
 
-    with outcome.timed("rerun"):
-        after = assert_rerun_publishes_everything(pipeline, es, sent, before, half_written)
-    outcome.documents_after_rerun = len(es_documents(es, pipeline.alias))
-    outcome.show("after the rerun")
-    assert 0 < outcome.left_in_new_index < document_count(es, after[HOUR_SHELF])
+    assert_rerun_publishes_everything(pipeline, es, before, half_written, outcome)
 
 
 def test_aggregation_killed_while_it_writes(
-    pipeline: Pipeline, es: Elasticsearch, sent: list[dict]
+    pipeline: Pipeline, es: Elasticsearch, first_result: list[dict]
 ) -> None:
     outcome = Outcome("aggregation job SIGKILLed (whole process group) during its write")
-    before_docs = es_documents(es, pipeline.alias)
-    before = served(es, pipeline.alias)
-    assert set(before) == SHELVES
-    outcome.previous_documents = len(before_docs)
-    with outcome.timed("generate and stream"):
-        outcome.new_events = send_more(pipeline, sent, "before_job_kill", 43)
+    before = send_more(pipeline, es, first_result, 43, outcome)
 
     with outcome.timed("aggregation until the kill"):
         job = start_with_small_bulks(pipeline, pipeline.work / "aggregate-killed.log")
         try:
             half_written, outcome.written_when_killed = wait_for_half_written_index(
-                es, pipeline.alias, before, job
+                es, pipeline.alias, before.served, job
             )
         finally:
             kill_hard(job)
     outcome.exit_code = job.returncode
 
-    after_fault = es_documents(es, pipeline.alias)
-    outcome.documents_after_fault = len(after_fault)
-    outcome.left_in_new_index = document_count(es, half_written)
-    outcome.show("after the fault")
-
+    after_fault = look_after_fault(pipeline, es, half_written, outcome)
     assert outcome.exit_code == -9
     # Acknowledged documents stay: what was indexed at the kill, and the bulks then in flight.
     assert KILL_AFTER_DOCUMENTS <= outcome.written_when_killed <= outcome.left_in_new_index
-    assert after_fault == before_docs
-    assert served(es, pipeline.alias) == before
-    assert all_indices(es, pipeline.alias) == set(before.values()) | {half_written}
+    assert_alias_unchanged(pipeline, es, after_fault, before, half_written)
 
-    with outcome.timed("rerun"):
-        after = assert_rerun_publishes_everything(pipeline, es, sent, before, half_written)
-    outcome.documents_after_rerun = len(es_documents(es, pipeline.alias))
-    outcome.show("after the rerun")
-    assert 0 < outcome.left_in_new_index < document_count(es, after[HOUR_SHELF])
+    assert_rerun_publishes_everything(pipeline, es, before, half_written, outcome)

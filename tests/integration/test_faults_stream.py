@@ -1,7 +1,8 @@
 """Fault tests of the stream job: real processes killed while it runs, exact counts after.
 
-Each test has its own topic, keyspace and checkpoint (``isolated_pipeline``), puts back any
-server it broke before it ends (``restored``), and prints what happened at each fault: messages
+Each test has its own topic, keyspace and checkpoint (the ``pipeline`` fixture), puts back any
+server it broke before it ends (``restored``), so that each runs alone and in any order, and
+prints what happened at each fault: messages
 produced (acknowledged by Kafka), messages stored in Cassandra (events + quarantine), the
 difference in flight, and the counts after recovery (``pytest -s`` shows them).
 
@@ -15,7 +16,6 @@ import random
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +23,14 @@ from cassandra.cluster import Session
 
 from clickstream_spark.config import Config
 from tests.integration.pipeline import (
-    OpenPipeline,
     Pipeline,
     SteadyProducer,
     assert_cassandra_matches,
     kill_hard,
-    restored,
-    stackctl,
     stored_count,
     topic_size,
 )
+from tests.integration.servers import kill_server, restored
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,19 +39,10 @@ SEED = 20260402  # the kill moments; a failure names it, a rerun repeats the sam
 KILLS = 3
 # Micro-batches small enough that a kill usually lands in the middle of one.
 STREAM_ARGS = ("--trigger-interval", "1 second", "--max-offsets-per-trigger", "1500")
-# How long the job may take to notice that Cassandra is gone and exit (see test 2).
+# How long the job may take to notice that Cassandra is gone and exit.
 CASSANDRA_FAILURE_BOUND_S = 240
 # How long the running stream may take, after Kafka is back, to commit two more micro-batches.
 KAFKA_RIDE_THROUGH_S = 180
-
-
-@pytest.fixture
-def pipeline(
-    request: pytest.FixtureRequest, tmp_path: Path, run_id: str, open_pipeline: OpenPipeline
-) -> Iterator[Pipeline]:
-    name = f"f{request.node.name.split('_')[1]}_{run_id}"
-    with open_pipeline(name, tmp_path) as p:
-        yield p
 
 
 def fault_report(fault: str, **counts: object) -> None:
@@ -84,7 +73,18 @@ def error_line(output: str) -> str:
     return lines[-1]
 
 
-def test_1_stream_killed_repeatedly_while_events_arrive(
+def wait_for_exit(job: subprocess.Popen, log: Path, timeout_s: float) -> int:
+    """The job's exit code; a failure with its log's tail if it still runs after ``timeout_s``."""
+    try:
+        return job.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_hard(job)
+        raise AssertionError(
+            f"the stream still ran {timeout_s} s after the fault:\n" + log.read_text()[-3000:]
+        ) from None
+
+
+def test_a_stream_killed_repeatedly_loses_and_doubles_nothing(
     pipeline: Pipeline, cassandra: Session
 ) -> None:
     rng = random.Random(SEED)
@@ -120,28 +120,20 @@ def test_1_stream_killed_repeatedly_while_events_arrive(
     )
 
 
-def test_2_cassandra_killed_while_the_stream_writes(
+def test_cassandra_killed_fails_the_stream_with_one_line_and_the_rerun_stores_everything(
     pipeline: Pipeline, cassandra: Session, config: Config
 ) -> None:
     sent = pipeline.generate(
         "before", 15000, 41, "--day", DAY.isoformat(), "--bad-fraction", "0.02"
     )
-    job = pipeline.start("stream", *STREAM_ARGS, log_name="stream-cassandra-kill")
     log = pipeline.work / "stream-cassandra-kill.log"
+    job = pipeline.start("stream", *STREAM_ARGS, log_path=log)
     with restored("cassandra", cassandra):
         pipeline.wait_for_commits(job, 2)
         at_kill = in_flight(pipeline, cassandra)
-        killed = time.monotonic()
-        stackctl("kill", "cassandra")
-        try:
-            code = job.wait(timeout=CASSANDRA_FAILURE_BOUND_S)
-        except Exception:
-            kill_hard(job)
-            raise AssertionError(
-                f"the stream still ran {CASSANDRA_FAILURE_BOUND_S} s after Cassandra died:\n"
-                + log.read_text()[-3000:]
-            ) from None
-        seconds = time.monotonic() - killed
+        killed = kill_server("cassandra")
+        code = wait_for_exit(job, log, CASSANDRA_FAILURE_BOUND_S)
+        seconds = time.monotonic() - killed.at
         line = error_line(log.read_text())
         fault_report(
             "Cassandra SIGKILL",
@@ -173,7 +165,9 @@ def test_2_cassandra_killed_while_the_stream_writes(
     )
 
 
-def test_3_kafka_restarted_mid_stream(pipeline: Pipeline, cassandra: Session) -> None:
+def test_the_stream_rides_through_a_kafka_restart_losing_and_doubling_nothing(
+    pipeline: Pipeline, cassandra: Session
+) -> None:
     """The stream rides through a broker crash and restart: the micro-batch in progress waits
     for the broker (its Kafka consumers retry) and the query goes on, nothing lost or doubled."""
     with SteadyProducer(
@@ -181,11 +175,10 @@ def test_3_kafka_restarted_mid_stream(pipeline: Pipeline, cassandra: Session) ->
     ) as producer:
         job = pipeline.start("stream", *STREAM_ARGS, log_name="stream-kafka-restart")
         try:
-            with restored("kafka", cassandra):
+            with restored("kafka"):
                 pipeline.wait_for_commits(job, 2)
                 at_kill = in_flight(pipeline, cassandra)
-                killed = time.monotonic()
-                stackctl("kill", "kafka")
+                killed = kill_server("kafka").at
                 time.sleep(2)  # down for 2 s plus its restart (~15 s here): a real outage
             restarted = time.monotonic()
             committed = pipeline.committed_batches()

@@ -18,8 +18,8 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 
-from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES, classify
-from tests.integration.pipeline import KAFKA_MAX_MESSAGE, OpenPipeline, Pipeline
+from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES, Verdict, classify
+from tests.integration.pipeline import KAFKA_MAX_MESSAGE, BatchCounts, OpenPipeline, Pipeline
 from tests.unit.test_contract_properties import as_ref, hostile_batch, reference
 
 GENERATED = 3000  # drawn by Hypothesis (deterministic), plus the edges below
@@ -108,23 +108,25 @@ def test_the_stream_classifies_every_hostile_message_as_classify_does(
     assert {v.reason for v in verdicts} >= {"too_large", "empty_value", "duplicate_key"}
     coordinates = hostile_pipeline.send((str(i).encode(), v) for i, v in enumerate(values))
 
-    output = hostile_pipeline.run("stream", "--available-now", "--max-offsets-per-trigger", "1000")
+    run = hostile_pipeline.run_stream("--available-now", "--max-offsets-per-trigger", "1000")
 
-    # The stream did not stop (exit 0) and accounted for every message, batch by batch.
-    batches = [line for line in output.splitlines() if " batch " in line and " rows " in line]
-    assert len(batches) >= 3
-
-    def total(word: str) -> int:
-        return sum(int(line.split(f" {word} ")[1].split()[0]) for line in batches)
-
-    assert total("rows") == len(values)
-    assert total("valid") + total("quarantined") == len(values)
-    assert total("valid") == sum(v.valid for v in verdicts)
-
-    ks, topic = hostile_pipeline.keyspace, hostile_pipeline.topic
-    # Quarantine: exactly the messages classify refuses, each under its Kafka coordinates, with
-    # classify's reason and raw copy.
+    # The stream did not stop (exit 0) and its counts account for every message.
+    assert len(run.batches) >= 3
+    assert run.total("rows") == len(values)
+    assert run.total("valid") == sum(v.valid for v in verdicts)
+    assert run.total("quarantined") == sum(not v.valid for v in verdicts)
     bad = [(c, v) for c, v in zip(coordinates, verdicts, strict=True) if not v.valid]
+    quarantined = assert_quarantined_as_classify_says(hostile_pipeline, cassandra, bad)
+    stored = assert_stored_as_classify_types(hostile_pipeline, cassandra, verdicts)
+    assert stored + quarantined == len(values)  # valid + quarantined = messages sent
+
+
+def assert_quarantined_as_classify_says(
+    pipeline: Pipeline, cassandra: Session, bad: list[tuple[tuple[int, int], Verdict]]
+) -> int:
+    """Quarantine holds exactly the ``bad`` messages, each under its Kafka coordinates
+    (partition, offset), with classify's reason and raw copy; how many rows it holds."""
+    ks, topic = pipeline.keyspace, pipeline.topic
     stored_keys = {
         (r.partition, r.offset)
         for r in cassandra.execute(f"SELECT topic, partition, offset FROM {ks}.quarantine")
@@ -146,9 +148,15 @@ def test_the_stream_classifies_every_hostile_message_as_classify_does(
             verdict.raw_encoding,
             verdict.raw_value,
         ), (partition, offset)
+    return len(stored_keys)
 
-    # Events: exactly the ones classify accepts, typed as classify types them (Cassandra keeps
-    # milliseconds).
+
+def assert_stored_as_classify_types(
+    pipeline: Pipeline, cassandra: Session, verdicts: list[Verdict]
+) -> int:
+    """Events holds exactly the events classify accepts, typed as classify types them (Cassandra
+    keeps milliseconds); how many rows it holds."""
+
     def as_stored(ts: dt.datetime) -> dt.datetime:
         return ts.replace(tzinfo=None, microsecond=ts.microsecond // 1000 * 1000)
 
@@ -166,15 +174,14 @@ def test_the_stream_classifies_every_hostile_message_as_classify_does(
         for v in verdicts
         if v.valid and v.timestamp is not None
     }
+    columns = "row_key, user_id, ts, url, country, city, browser, os, device"
     stored = {
         r.row_key: (r.user_id, r.ts, r.url, r.country, r.city, r.browser, r.os, r.device)
-        for r in cassandra.execute(
-            f"SELECT row_key, user_id, ts, url, country, city, browser, os, device FROM {ks}.events"
-        )
+        for r in cassandra.execute(f"SELECT {columns} FROM {pipeline.keyspace}.events")
     }
     assert stored.keys() == expected.keys()
     assert stored == expected
-    assert len(stored) + len(stored_keys) == len(values)  # valid + quarantined = messages sent
+    return len(stored)
 
 
 # --- a flood of the largest messages the broker takes ------------------------------------------
@@ -206,9 +213,9 @@ def test_a_flood_of_one_megabyte_messages_is_quarantined_whole(
     sent_at = {offset: i for i, (_, offset) in enumerate(coordinates)}  # offset -> message i
     assert sorted(sent_at) == list(range(FLOOD))
 
-    output = flood_pipeline.run("stream", "--available-now")
+    run = flood_pipeline.run_stream("--available-now")
 
-    assert f"rows {FLOOD} valid 0 quarantined {FLOOD} " in output
+    assert run.batches == [BatchCounts(batch_id=0, rows=FLOOD, valid=0, quarantined=FLOOD)]
     # Every raw copy, whole; a few rows per page (a page of 5,000 megabytes would not fit).
     query = SimpleStatement(
         f"SELECT partition, offset, reason, raw_encoding, raw_value "

@@ -1,15 +1,16 @@
 """The whole pipeline on the real stack: generator -> Kafka -> stream -> Cassandra -> aggregate ->
 Elasticsearch, each job a real spark-submit process, every outcome compared exactly.
 
-The tests run in file order and build on each other (one topic, one keyspace, one alias).
+Each test runs alone and in any order: the tests that only read share one streamed (and
+published) pipeline of the module; the tests that change what is stored have a pipeline each.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from cassandra.cluster import Session
@@ -18,6 +19,7 @@ from elasticsearch import Elasticsearch
 from tests.integration.pipeline import (
     OpenPipeline,
     Pipeline,
+    StreamRun,
     assert_cassandra_matches,
     assert_same_metrics,
     cassandra_events,
@@ -33,66 +35,73 @@ NEXT_DAY = DAY + dt.timedelta(days=1)
 UTC = dt.UTC
 
 
+@dataclass(frozen=True)
+class Streamed:
+    pipeline: Pipeline
+    sent: list[dict]  # every message sent, in order
+    run: StreamRun
+
+
+def stream_a_day(pipeline: Pipeline) -> tuple[list[dict], StreamRun]:
+    """Generated messages of DAY, bad ones of every kind among them, streamed from an empty
+    checkpoint in several micro-batches."""
+    sent = pipeline.generate("first", 4000, 11, "--day", DAY.isoformat(), "--bad-fraction", "0.05")
+    return sent, pipeline.run_stream("--available-now", "--max-offsets-per-trigger", "1500")
+
+
 @pytest.fixture(scope="module")
-def pipeline(
+def streamed(
     tmp_path_factory: pytest.TempPathFactory, run_id: str, open_pipeline: OpenPipeline
-) -> Iterator[Pipeline]:
+) -> Iterator[Streamed]:
+    """A pipeline with a day of messages in Cassandra; the tests that use it only read it."""
     with open_pipeline(f"it_{run_id}", tmp_path_factory.mktemp("pipeline")) as p:
-        yield p
+        sent, run = stream_a_day(p)
+        yield Streamed(p, sent, run)
 
 
 @pytest.fixture(scope="module")
-def sent() -> list[dict]:
-    """Every message the tests sent, in order."""
-    return []
+def aggregated(streamed: Streamed) -> str:
+    """The output of the first aggregation of ``streamed``."""
+    return streamed.pipeline.run("aggregate")
 
 
 def test_stream_stores_valid_events_and_quarantines_bad_ones(
-    pipeline: Pipeline, cassandra: Session, sent: list[dict]
+    streamed: Streamed, cassandra: Session
 ) -> None:
-    messages = pipeline.generate(
-        "first", 4000, 11, "--day", DAY.isoformat(), "--bad-fraction", "0.05"
-    )
-    sent += messages
-    assert sum(m["event"] is None for m in messages) >= 100  # every kind of bad event is there
+    sent, run = streamed.sent, streamed.run
+    bad = sum(m["event"] is None for m in sent)
+    assert bad >= 100  # every kind of bad event is there
 
-    output = pipeline.run("stream", "--available-now", "--max-offsets-per-trigger", "1500")
-
-    assert_cassandra_matches(pipeline, cassandra, sent)
-    assert "first start on an empty checkpoint" in output
-    assert "from earliest offsets" in output
-    # One progress line per micro-batch, and together they account for every message.
-    batches = [line for line in output.splitlines() if " batch " in line and " rows " in line]
-    assert len(batches) >= 3
-    assert sum(int(line.split(" rows ")[1].split()[0]) for line in batches) == len(messages)
+    assert_cassandra_matches(streamed.pipeline, cassandra, sent)
+    assert "first start on an empty checkpoint" in run.output
+    assert "from earliest offsets" in run.output
+    # The counts published for each micro-batch together account for every message.
+    assert [batch.batch_id for batch in run.batches] == list(range(len(run.batches)))
+    assert len(run.batches) >= 3
+    assert run.total("rows") == len(sent)
+    assert (run.total("valid"), run.total("quarantined")) == (len(sent) - bad, bad)
 
 
-def test_the_same_events_sent_twice_are_stored_once(
-    pipeline: Pipeline, cassandra: Session, sent: list[dict]
-) -> None:
-    replay = list(sent)
-    pipeline.produce(replay)
-    sent += replay  # each bad message is quarantined once per message sent
+def test_the_same_events_sent_twice_are_stored_once(pipeline: Pipeline, cassandra: Session) -> None:
+    sent, _ = stream_a_day(pipeline)
+    pipeline.produce(sent)
 
-    output = pipeline.run("stream", "--available-now")
+    replayed = pipeline.run_stream("--available-now")
 
-    assert "resuming from the offsets in checkpoint" in output
-    assert_cassandra_matches(pipeline, cassandra, sent)
+    assert "resuming from the offsets in checkpoint" in replayed.output
+    assert replayed.total("rows") == len(sent)
+    # Each bad message is quarantined once per message sent.
+    assert_cassandra_matches(pipeline, cassandra, sent + sent)
 
 
 def test_a_killed_stream_resumes_without_loss_or_duplicates(
-    pipeline: Pipeline, cassandra: Session, sent: list[dict]
+    pipeline: Pipeline, cassandra: Session
 ) -> None:
-    sent += pipeline.generate(
+    sent = pipeline.generate(
         "second", 20000, 12, "--day", DAY.isoformat(), "--bad-fraction", "0.02"
     )
-    before = pipeline.committed_batches()
     job = pipeline.start("stream", "--available-now", "--max-offsets-per-trigger", "1000")
-    deadline = time.monotonic() + 300
-    while pipeline.committed_batches() < before + 2:
-        assert job.poll() is None, "the stream ended before it could be killed"
-        assert time.monotonic() < deadline, "no micro-batch committed in 300 s"
-        time.sleep(0.2)
+    pipeline.wait_for_commits(job, 2)
     kill_hard(job)
     stored = len(cassandra_events(cassandra, pipeline.keyspace))
     assert stored < len(expected_events(sent)), "killed too late: everything was already in"
@@ -103,16 +112,18 @@ def test_a_killed_stream_resumes_without_loss_or_duplicates(
 
 
 def test_aggregate_publishes_exactly_the_reference(
-    pipeline: Pipeline, es: Elasticsearch, sent: list[dict]
+    streamed: Streamed, aggregated: str, es: Elasticsearch
 ) -> None:
-    output = pipeline.run("aggregate")
-
-    assert "hour windows done" in output and "day windows done" in output
-    assert_same_metrics(published(es, pipeline.alias), reference_documents(sent))
-    assert es.indices.exists_alias(name=pipeline.alias)
+    assert "hour windows done" in aggregated and "day windows done" in aggregated
+    assert_same_metrics(published(es, streamed.pipeline.alias), reference_documents(streamed.sent))
+    assert es.indices.exists_alias(name=streamed.pipeline.alias)
 
 
-def test_a_rerun_leaves_the_documents_identical(pipeline: Pipeline, es: Elasticsearch) -> None:
+def test_a_rerun_leaves_the_documents_identical(
+    streamed: Streamed, aggregated: str, es: Elasticsearch
+) -> None:
+    """Only ``computed_at`` may change, so the module's other tests find the same result."""
+    pipeline = streamed.pipeline
     before = es_documents(es, pipeline.alias)
 
     output = pipeline.run("aggregate")
@@ -125,6 +136,28 @@ def test_a_rerun_leaves_the_documents_identical(pipeline: Pipeline, es: Elastics
     for doc_id, doc in after.items():
         unchanged = {k: v for k, v in doc.items() if k != "computed_at"}
         assert unchanged == {k: v for k, v in before[doc_id].items() if k != "computed_at"}
+
+
+def late_message(row_key: str, user: str, ts: dt.datetime, url: str) -> dict:
+    """A valid message of an event from IS, recorded as the generator records its messages."""
+    event = {
+        "row_key": row_key,
+        "user_id": user,
+        "timestamp": ts.isoformat().replace("+00:00", "Z"),
+        "url": url,
+        "country": "IS",
+        "city": None,
+        "browser": None,
+        "os": None,
+        "device": None,
+    }
+    return {
+        "key": user,
+        "value": json.dumps(event),
+        "value_encoding": "utf8",
+        "expected_reason": None,
+        "event": event,
+    }
 
 
 def late_messages(sent: list[dict]) -> list[dict]:
@@ -155,29 +188,11 @@ def late_messages(sent: list[dict]) -> list[dict]:
     after_midnight = dt.datetime.fromisoformat(crossing["timestamp"]) + dt.timedelta(minutes=25)
     assert after_midnight.date() == NEXT_DAY
 
-    def message(row_key: str, user: str, ts: dt.datetime, url: str) -> dict:
-        event = {
-            "row_key": row_key,
-            "user_id": user,
-            "timestamp": ts.isoformat().replace("+00:00", "Z"),
-            "url": url,
-            "country": "IS",
-            "city": None,
-            "browser": None,
-            "os": None,
-            "device": None,
-        }
-        return {
-            "key": user,
-            "value": json.dumps(event),
-            "value_encoding": "utf8",
-            "expected_reason": None,
-            "event": event,
-        }
-
     return [
-        message("late-crossing", crossing["user_id"], after_midnight, "https://late.example/next"),
-        message(
+        late_message(
+            "late-crossing", crossing["user_id"], after_midnight, "https://late.example/next"
+        ),
+        late_message(
             "late-new-user",
             "late-user",
             dt.datetime.combine(DAY, dt.time(7, 30), tzinfo=UTC),
@@ -187,8 +202,10 @@ def late_messages(sent: list[dict]) -> list[dict]:
 
 
 def test_late_events_change_exactly_the_affected_windows(
-    pipeline: Pipeline, es: Elasticsearch, cassandra: Session, sent: list[dict]
+    pipeline: Pipeline, es: Elasticsearch, cassandra: Session
 ) -> None:
+    sent, _ = stream_a_day(pipeline)
+    pipeline.run("aggregate")
     before = es_documents(es, pipeline.alias)
     late = late_messages(sent)
     pipeline.produce(late)

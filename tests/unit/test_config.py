@@ -50,25 +50,27 @@ def test_es_url_gets_the_configured_port() -> None:
 DEFAULTS = Path(__file__).parents[2] / "conf" / "clickstream.toml"
 
 
+def setting(name: str, default: str, value: str, message: str) -> tuple[str, str, str]:
+    """A case that changes the line ``name = default`` of the file to ``name = value``."""
+    return f"{name} = {default}", f"{name} = {value}", message
+
+
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
         ("[aggregate]", "[nope]\nx = 1\n[aggregate]", "unknown section"),
-        (
-            "max_offsets_per_trigger = 500000",
-            "max_offsets_per_trigger = 'many'",
-            "expected an integer",
-        ),
+        setting("max_offsets_per_trigger", "500000", "'many'", "expected an integer"),
         ('topic = "clickstream_topic"', 'topik = "clickstream_topic"', "unknown setting"),
         ("[cassandra]", "[cassandra]\npassword = 'x'", "is a secret"),
         ("[kafka]", "[kafka", "not valid TOML"),
-        ('topic = "clickstream_topic"', 'topic = ""', "must not be empty"),
-        (
-            "max_offsets_per_trigger = 500000",
-            "max_offsets_per_trigger = 0",
+        setting("topic", '"clickstream_topic"', '""', "must not be empty"),
+        setting(
+            "max_offsets_per_trigger",
+            "500000",
+            "0",
             "max_offsets_per_trigger: must be at least 1, got 0",
         ),
-        ("min_partitions = 0", "min_partitions = -2", "min_partitions: must be 0 .* got -2"),
+        setting("min_partitions", "0", "-2", "min_partitions: must be 0 .* got -2"),
     ],
 )
 def test_bad_config_files_are_refused_clearly(
