@@ -164,36 +164,37 @@ def landing_pages_chart(rows: list[Row], window_label: str) -> Chart:
     return Chart("landing-pages", title, note, _spec(chart))
 
 
-def data_quality_chart(by_status: list[Row], by_reason: list[Row], day_label: str) -> Chart:
-    title = f"Data quality: messages ingested on {day_label} (UTC), per hour"
-    x = alt.X("hour:O", title="hour of ingestion (UTC)", scale=alt.Scale(domain=list(HOURS)),
-              axis=HOUR_AXIS)  # fmt: skip
-    status = (
-        alt.Chart(alt.Data(values=by_status), title="Messages read: valid and quarantined")
+def _messages_per_hour(rows: list[Row], title: str, color: alt.Color) -> alt.Chart:
+    """Stacked bars of messages per hour of ingestion, coloured by ``color``'s field."""
+    return (
+        alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar()
         .encode(
-            x=x,
-            y=alt.Y("messages:Q", title="messages", stack="zero"),
-            color=alt.Color(
-                "status:N",
-                title=None,
-                sort=["valid", "quarantined"],
-                legend=alt.Legend(orient="top"),
+            x=alt.X(
+                "hour:O",
+                title="hour of ingestion (UTC)",
+                scale=alt.Scale(domain=list(HOURS)),
+                axis=HOUR_AXIS,
             ),
-            tooltip=["hour_start:N", "status:N", alt.Tooltip("messages:Q", format=",")],
+            y=alt.Y("messages:Q", title="messages", stack="zero"),
+            color=color,
+            tooltip=["hour_start:N", color.shorthand, alt.Tooltip("messages:Q", format=",")],
         )
         .properties(width=WIDTH, height=180)
     )
-    reasons = (
-        alt.Chart(alt.Data(values=by_reason), title="Quarantined, by reason")
-        .mark_bar()
-        .encode(
-            x=x,
-            y=alt.Y("messages:Q", title="messages", stack="zero"),
-            color=alt.Color("reason:N", title="reason"),
-            tooltip=["hour_start:N", "reason:N", alt.Tooltip("messages:Q", format=",")],
-        )
-        .properties(width=WIDTH, height=180)
+
+
+def data_quality_chart(by_status: list[Row], by_reason: list[Row], day_label: str) -> Chart:
+    title = f"Data quality: messages ingested on {day_label} (UTC), per hour"
+    status = _messages_per_hour(
+        by_status,
+        "Messages read: valid and quarantined",
+        alt.Color(
+            "status:N", title=None, sort=["valid", "quarantined"], legend=alt.Legend(orient="top")
+        ),
+    )
+    reasons = _messages_per_hour(
+        by_reason, "Quarantined, by reason", alt.Color("reason:N", title="reason")
     )
     chart = alt.vconcat(status, reasons, title=title).resolve_scale(color="independent")
     note = (
