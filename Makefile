@@ -8,7 +8,7 @@ SERVICE ?=
 ARGS    ?=
 
 .PHONY: help setup up down status logs clean demo test test-unit lint format history bench \
-        cluster-up cluster-down
+        cluster-up cluster-down report
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ clean: down cluster-down ## stop everything and remove all state, data, logs and
 
 demo: setup ## run the whole pipeline on the local stack
 	@scripts/demo.sh
+
+report: setup ## HTML report with charts: make report ARGS="--window day --date D --country C --out DIR"
+	@$(PY) -m clickstream_spark.tools.html_report $(ARGS)
 
 test: setup ## every test, integration included (starts the stack if down, stops what it started)
 	@scripts/run-tests.sh $(ARGS)

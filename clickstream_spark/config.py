@@ -183,6 +183,7 @@ class StreamConfig:
 class AggregateConfig:
     max_rows_per_pandas_call: int
     lease_seconds: int
+    run_summary_file: str
 
     def __post_init__(self) -> None:
         if self.lease_seconds < 3:
@@ -193,6 +194,35 @@ class AggregateConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    prometheus_address: str
+
+    def __post_init__(self) -> None:
+        if self.prometheus_address != "off":
+            host, sep, port = self.prometheus_address.rpartition(":")
+            if not (sep and host and port.isdigit() and int(port) < 65536):
+                raise ConfigError(
+                    f"monitoring.prometheus_address: expected host:port or off, got "
+                    f"{self.prometheus_address!r}"
+                )
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        """(host, port) to serve on, or None when serving is off."""
+        if self.prometheus_address == "off":
+            return None
+        host, _, port = self.prometheus_address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    out_dir: str
+    top_countries: int
+    top_urls: int
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig
     cassandra: CassandraConfig
@@ -200,6 +230,8 @@ class Config:
     spark: SparkConfig
     stream: StreamConfig
     aggregate: AggregateConfig
+    monitoring: MonitoringConfig
+    report: ReportConfig
     source: str = "defaults"
 
     def resolve_path(self, value: str) -> str:
@@ -216,6 +248,8 @@ _SECTIONS: dict[str, type] = {
     "spark": SparkConfig,
     "stream": StreamConfig,
     "aggregate": AggregateConfig,
+    "monitoring": MonitoringConfig,
+    "report": ReportConfig,
 }
 _SECRETS = {
     ("cassandra", "username"): "CASSANDRA_USERNAME",

@@ -2,12 +2,15 @@
 
 Data goes through the Spark connector; the aggregation's few single-row reads and writes (its
 lease, a backfill's progress, its per-window records) go through this session instead, because
-a lease needs a lightweight transaction, which the connector does not offer.
+a lease needs a lightweight transaction, which the connector does not offer. The report reads
+the ingest history through it too.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
@@ -47,3 +50,14 @@ def cql_session(cassandra: CassandraConfig) -> Session:
     except BaseException:
         cluster.shutdown()
         raise
+
+
+@contextmanager
+def cassandra_session(cassandra: CassandraConfig) -> Iterator[Session]:
+    """A session on the configured keyspace, shut down after the block."""
+    session = cql_session(cassandra)
+    try:
+        session.set_keyspace(cassandra.keyspace)
+        yield session
+    finally:
+        session.cluster.shutdown()

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 from pyspark.sql.types import (
     BinaryType,
+    DateType,
     DoubleType,
     IntegerType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -80,6 +82,22 @@ CHANGED_WINDOWS_SCHEMA = StructType(
     ]
 )
 
+# Row of clickstream.ingest_history: what one micro-batch of the stream did.
+INGEST_HISTORY_SCHEMA = StructType(
+    [
+        StructField("day", DateType(), False),
+        StructField("query_id", StringType(), False),
+        StructField("batch_id", LongType(), False),
+        StructField("batch_time", TimestampType(), False),
+        StructField("rows", LongType(), False),
+        StructField("valid", LongType(), False),
+        StructField("quarantined", LongType(), False),
+        StructField("quarantined_by_reason", MapType(StringType(), LongType(), False), False),
+        StructField("windows", IntegerType(), False),
+        StructField("seconds", DoubleType(), False),
+    ]
+)
+
 # Row of the Kafka source as Structured Streaming reads it (the columns the parser uses).
 KAFKA_SOURCE_SCHEMA = StructType(
     [
@@ -136,6 +154,7 @@ __all__ = [
     "EVENT_BUCKETS",
     "EVENT_FIELDS",
     "EVENT_SCHEMA",
+    "INGEST_HISTORY_SCHEMA",
     "KAFKA_SOURCE_SCHEMA",
     "METRICS_SCHEMA",
     "OPTIONAL_FIELDS",

@@ -14,6 +14,7 @@ CHANGED_WINDOWS_TABLE = "changed_windows"
 AGGREGATED_WINDOWS_TABLE = "aggregated_windows"
 LEASE_TABLE = "aggregate_lease"
 BACKFILLS_TABLE = "backfills"
+INGEST_HISTORY_TABLE = "ingest_history"
 
 
 def read_table(spark: SparkSession, config: Config, table: str) -> DataFrame:

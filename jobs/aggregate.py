@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 
 from clickstream_spark.aggregate.lease import LEASE_HELD_EXIT, LeaseHeld, open_lease
 from clickstream_spark.aggregate.publish import new_run_id
-from clickstream_spark.aggregate.run import run_requests
+from clickstream_spark.aggregate.run import append_run_record, run_requests
 from clickstream_spark.cli import (
     add_config_argument,
     configure_logging,
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 wait_for_executors(spark, config.spark.start_timeout_seconds)
                 for summary in run_requests(spark, es, config, cql, lease, requests):
                     print(summary.text(), flush=True)
+                    append_run_record(config, summary.record())
             finally:
                 es.close()
                 if spark is not None:
@@ -108,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except LeaseHeld as exc:
         fail("aggregate.py", str(exc), code=LEASE_HELD_EXIT)
     except Exception as exc:  # any failure ends the job with one clear line
-        fail("aggregate.py", one_line(exc))
+        message = one_line(exc)
+        append_run_record(config, {"status": "failed", "error": message})
+        fail("aggregate.py", message)
 
 
 if __name__ == "__main__":

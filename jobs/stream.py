@@ -21,6 +21,7 @@ from clickstream_spark.cli import (
     one_line,
 )
 from clickstream_spark.config import ConfigError, with_overrides
+from clickstream_spark.ingest.prometheus import serve_metrics
 from clickstream_spark.ingest.query import start_ingest
 from clickstream_spark.session import check_master, stream_conf, wait_for_executors
 
@@ -63,6 +64,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help='where a first start (empty checkpoint) begins: "earliest", "latest" or Kafka JSON',
     )
     parser.add_argument("--topic", help="Kafka topic to read")
+    parser.add_argument(
+        "--prometheus-address",
+        metavar="HOST:PORT",
+        help='serve Prometheus metrics on http://HOST:PORT/metrics while running ("off": not)',
+    )
     args = parser.parse_args(argv)
     args.parser = parser
     return args
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             starting_offsets=args.starting_offsets,
         )
         config = with_overrides(config, "kafka", topic=args.topic)
+        config = with_overrides(config, "monitoring", prometheus_address=args.prometheus_address)
     except ConfigError as exc:
         args.parser.error(str(exc))
 
@@ -95,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             .getOrCreate()
         )
         wait_for_executors(spark, config.spark.start_timeout_seconds)
-        query = start_ingest(spark, config, available_now=args.available_now)
+        metrics = serve_metrics(spark, config)
+        on_batch = metrics.batch_written if metrics else None
+        query = start_ingest(spark, config, available_now=args.available_now, on_batch=on_batch)
         log.info("query %s started (id %s)", query.name, query.id)
         query.awaitTermination()
         log.info("query %s finished", query.name)

@@ -36,8 +36,10 @@ cat <<EOT
 
 Done in $(($(date +%s) - started))s. Where to look:
   Elasticsearch  curl 'http://127.0.0.1:9200/clickstream_index/_search?q=window:day&size=5&pretty'
+  Report         make report: an HTML page with charts, and their PNGs, in .state/reports/
   Cassandra      clickstream.events, clickstream.quarantine (bad events and why), clickstream.changed_windows
   Spark UI       http://127.0.0.1:4040 while a job runs (named query "clickstream_ingest", job descriptions)
+  Metrics        http://127.0.0.1:9464/metrics while the stream runs; clickstream.ingest_history
   History Server make history, then http://127.0.0.1:18080 (event logs in .state/spark-events)
   Server logs    make logs SERVICE=kafka|cassandra|elasticsearch      Stop: make down
 EOT

@@ -15,10 +15,14 @@ week of events at a time, so memory and disk do not grow with the shelf.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
@@ -63,6 +67,23 @@ class RunSummary:
     documents_recomputed: int = 0
     top_urls: list[tuple[str, int]] = field(default_factory=list)
     consolidated: list[str] = field(default_factory=list)  # shelves merged into a coarse one
+    seconds: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        """The run as one JSON object: a line of the run-summary file."""
+        first, last = (self.starts[0], self.starts[-1]) if self.starts else (None, None)
+        return {
+            "status": "ok",
+            "window": self.kind,
+            "windows": len(self.starts),
+            "first_window": _iso(first),
+            "last_window": _iso(last),
+            "empty_windows": len(self.empty_starts),
+            "rows_read": self.rows_in,
+            "documents_written": self.documents_written,
+            "documents_recomputed": self.documents_recomputed,
+            "seconds": round(self.seconds, 3),
+        }
 
     def text(self) -> str:
         lines = self._windows_lines()
@@ -110,6 +131,25 @@ class Run:
     @property
     def keyspace(self) -> str:
         return self.config.cassandra.keyspace
+
+
+def _iso(start: dt.datetime | None) -> str | None:
+    return None if start is None else f"{start:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def append_run_record(config: Config, record: dict[str, Any]) -> None:
+    """Append ``record``, stamped with the time, as one JSON line to ``[aggregate]
+    run_summary_file``. A file that cannot be written is logged, not fatal: the run's result
+    is published either way."""
+    path = Path(config.resolve_path(config.aggregate.run_summary_file))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    line = json.dumps({"at": _iso(now), **record}, separators=(",", ":"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as file:
+            file.write(line + "\n")
+    except OSError as exc:
+        log.warning("run summary not written to %s: %s", path, exc)
 
 
 def _changed_at_by_start(
@@ -321,6 +361,7 @@ def run_aggregation(
     run: Run, kind: WindowKind, starts: list[dt.datetime] | None = None
 ) -> RunSummary:
     """Aggregate ``starts`` (a backfill), or, when None, every window changed since the last run."""
+    started = time.monotonic()
     marked = marks(run.spark, run.config, kind)
     backfill = None
     if starts is None:
@@ -348,6 +389,7 @@ def run_aggregation(
         documents_recomputed=totals.recomputed,
         top_urls=totals.top_urls,
         consolidated=totals.consolidated,
+        seconds=time.monotonic() - started,
     )
 
 

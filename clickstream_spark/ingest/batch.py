@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from clickstream_spark.config import Config
 from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.events_table import to_table_rows
+from clickstream_spark.ingest.history import history_row, reason_counts
 from clickstream_spark.ingest.parse import (
     oversized_quarantine,
     quarantine_rows,
@@ -30,6 +31,7 @@ from clickstream_spark.schema import CHANGED_WINDOWS_SCHEMA
 from clickstream_spark.tables import (
     CHANGED_WINDOWS_TABLE,
     EVENTS_TABLE,
+    INGEST_HISTORY_TABLE,
     QUARANTINE_TABLE,
     append_to_table,
 )
@@ -57,6 +59,7 @@ class BatchSummary:
     quarantined: int
     windows: int
     seconds: float
+    by_reason: dict[str, int] = field(default_factory=dict)  # reason -> quarantined messages
 
     def line(self) -> str:
         offsets = " ".join(f"p{p}:{a}-{b}" for p, (a, b) in sorted(self.offsets.items()))
@@ -140,6 +143,10 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchSummar
         if counts.windows:
             micro.step(f"mark {len(counts.windows)} windows")
             _mark_windows(micro, counts.windows)
+        by_reason = {}
+        if counts.rows > counts.valid:
+            micro.step("count quarantined by reason")
+            by_reason = reason_counts(batch)
     finally:
         batch.unpersist()
         micro.spark.sparkContext.setJobDescription(None)
@@ -152,7 +159,9 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchSummar
         quarantined=counts.rows - counts.valid,
         windows=len(counts.windows),
         seconds=time.monotonic() - started,
+        by_reason=by_reason,
     )
+    _record_history(micro, summary)
     log.info("%s %s", config.stream.query_name, summary.line())
     return summary
 
@@ -195,6 +204,15 @@ def _quarantine_oversized(micro: _MicroBatch, spans: dict[int, tuple[int, int]])
     source = kafka_range(micro.spark, micro.config, spans)
     quarantine = oversized_quarantine(source, F.lit(micro.ingested_at))
     micro.write(quarantine, QUARANTINE_TABLE, _ONE_ROW_AT_A_TIME)
+
+
+def _record_history(micro: _MicroBatch, summary: BatchSummary) -> None:
+    """Last: the batch's row in the ingest history, once everything it counts is written."""
+    micro.step("record in ingest history")
+    try:
+        micro.write(history_row(micro.spark, summary, micro.ingested_at), INGEST_HISTORY_TABLE)
+    finally:
+        micro.spark.sparkContext.setJobDescription(None)
 
 
 def _mark_windows(micro: _MicroBatch, windows: list[tuple[WindowKind, dt.datetime]]) -> None:

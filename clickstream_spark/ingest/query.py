@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -11,13 +12,14 @@ from pyspark.sql.streaming import StreamingQuery
 
 from clickstream_spark.config import Config, StreamConfig
 from clickstream_spark.errors import SinkError, root_cause_line
-from clickstream_spark.ingest.batch import write_batch
+from clickstream_spark.ingest.batch import BatchSummary, write_batch
 from clickstream_spark.ingest.event_time import EventTimeLimits
 from clickstream_spark.ingest.parse import parse_kafka
 from clickstream_spark.ingest.source import kafka_source
 from clickstream_spark.tables import (
     CHANGED_WINDOWS_TABLE,
     EVENTS_TABLE,
+    INGEST_HISTORY_TABLE,
     QUARANTINE_TABLE,
     read_table,
 )
@@ -57,7 +59,7 @@ def check_tables(spark: SparkSession, config: Config) -> None:
     the writes that follow.
     """
     keyspace = config.cassandra.keyspace
-    for table in (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE):
+    for table in (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE, INGEST_HISTORY_TABLE):
         try:
             read_table(spark, config, table)
         except Exception as exc:
@@ -77,9 +79,14 @@ def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
     return bool(fs.exists(offsets) and len(fs.listStatus(offsets)) > 0)
 
 
-def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> StreamingQuery:
+def start_ingest(
+    spark: SparkSession,
+    config: Config,
+    available_now: bool,
+    on_batch: Callable[[BatchSummary], None] | None = None,
+) -> StreamingQuery:
     """Start the named query: Kafka -> parse -> foreachBatch(write_batch), once
-    :func:`check_tables` found every table it writes."""
+    :func:`check_tables` found every table it writes; ``on_batch`` gets each batch's summary."""
     check_tables(spark, config)
     checkpoint = config.resolve_path(config.stream.checkpoint)
     if checkpoint_has_progress(spark, checkpoint):
@@ -101,10 +108,16 @@ def start_ingest(spark: SparkSession, config: Config, available_now: bool) -> St
     )
     limits = event_time_limits(config.stream)
     parsed = observed(parse_kafka(kafka_source(spark, config), limits, oversized_raw=False))
+
+    def write(frame: DataFrame, batch_id: int) -> None:
+        summary = write_batch(frame, batch_id, config)
+        if on_batch is not None:
+            on_batch(summary)
+
     writer = (
         parsed.writeStream.queryName(config.stream.query_name)
         .option("checkpointLocation", checkpoint)
-        .foreachBatch(lambda frame, batch_id: write_batch(frame, batch_id, config))
+        .foreachBatch(write)
     )
     if available_now:
         writer = writer.trigger(availableNow=True)

@@ -164,10 +164,14 @@ class Pipeline:
 
     # -- running the jobs ---------------------------------------------------------------
 
-    def command(self, job: str, *args: str) -> list[str]:
+    def command(self, job: str, *args: str, conf: dict[str, str] | None = None) -> list[str]:
+        """The job's spark-submit command; ``conf`` adds Spark settings (the last one wins)."""
+        extra = [
+            item for key, value in (conf or {}).items() for item in ("--conf", f"{key}={value}")
+        ]
         return [
             "./spark-submit.sh", "--master", self.master, "--conf", "spark.ui.enabled=false",
-            f"jobs/{job}.py", *args,
+            *extra, f"jobs/{job}.py", *args,
         ]  # fmt: skip
 
     def attempt(self, job: str, *args: str) -> tuple[int, str]:
@@ -208,14 +212,15 @@ class Pipeline:
         log_name: str | None = None,
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
+        conf: dict[str, str] | None = None,
     ) -> subprocess.Popen:
         """Start a job in its own process group (so that it can be killed whole), with ``env``
-        added to the pipeline's environment; its output goes to ``log_path``, or
-        ``work/<log_name or job-time>.log``."""
+        added to the pipeline's environment and ``conf`` to Spark's; its output goes to
+        ``log_path``, or ``work/<log_name or job-time>.log``."""
         name = log_name or f"{job}-{time.monotonic_ns()}"
         log = open(log_path or self.work / f"{name}.log", "w")  # noqa: SIM115
         return subprocess.Popen(
-            self.command(job, *args),
+            self.command(job, *args, conf=conf),
             cwd=PROJECT_ROOT,
             env={**self.env, **(env or {})},
             stdout=log,
@@ -277,6 +282,7 @@ def isolated_pipeline(
         "CLICKSTREAM_ELASTICSEARCH_INDEX": p.alias,
         "CLICKSTREAM_STREAM_CHECKPOINT": str(p.checkpoint),
         "CLICKSTREAM_SPARK_EVENT_LOG_DIR": str(p.event_log_dir),
+        "CLICKSTREAM_AGGREGATE_RUN_SUMMARY_FILE": str(work / "aggregate-runs.jsonl"),
         **HISTORY_ENV,
         **(env or {}),
     }

@@ -55,6 +55,7 @@ def test_statements_target_the_chosen_keyspace() -> None:
         "clickstream_it_x.aggregated_windows",
         "clickstream_it_x.aggregate_lease",
         "clickstream_it_x.backfills",
+        "clickstream_it_x.ingest_history",
     }
     assert not any("clickstream." in s for s in result)
 
