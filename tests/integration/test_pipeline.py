@@ -8,7 +8,9 @@ published) pipeline of the module; the tests that change what is stored have a p
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +18,8 @@ import pytest
 from cassandra.cluster import Session
 from elasticsearch import Elasticsearch
 
+from clickstream_spark.aggregate.pandas_metrics import METRIC_COLUMNS
+from clickstream_spark.tools.report import top_landing_pages
 from tests.integration.pipeline import (
     OpenPipeline,
     Pipeline,
@@ -115,8 +119,22 @@ def test_aggregate_publishes_exactly_the_reference(
     streamed: Streamed, aggregated: str, es: Elasticsearch
 ) -> None:
     assert "hour windows done" in aggregated and "day windows done" in aggregated
-    assert_same_metrics(published(es, streamed.pipeline.alias), reference_documents(streamed.sent))
+    expected = reference_documents(streamed.sent)
+    assert_same_metrics(published(es, streamed.pipeline.alias), expected)
     assert es.indices.exists_alias(name=streamed.pipeline.alias)
+    # The demo's landing pages, as the report reads them from the index.
+    day = f"{DAY.isoformat()}T00:00:00Z"
+    entrances: Counter[str] = Counter()
+    bounces: Counter[str] = Counter()
+    for (window, start, url, _), values in expected.items():
+        if (window, start) == ("day", day):
+            metrics = dict(zip(METRIC_COLUMNS, values, strict=True))
+            entrances[url] += metrics["entrances"]
+            bounces[url] += metrics["bounces"]
+    top = sorted((url for url in entrances if entrances[url]), key=lambda u: (-entrances[u], u))
+    assert top_landing_pages(es, streamed.pipeline.alias, "day", day) == [
+        (url, entrances[url], bounces[url] / entrances[url]) for url in top[:10]
+    ]
 
 
 def test_a_rerun_leaves_the_documents_identical(
@@ -136,6 +154,16 @@ def test_a_rerun_leaves_the_documents_identical(
     for doc_id, doc in after.items():
         unchanged = {k: v for k, v in doc.items() if k != "computed_at"}
         assert unchanged == {k: v for k, v in before[doc_id].items() if k != "computed_at"}
+
+
+def timelines(sent: list[dict]) -> dict[str, list[tuple[dt.datetime, str]]]:
+    """user_id -> its stored events as (timestamp, row_key), in visit order."""
+    events = {m["event"]["row_key"]: m["event"] for m in sent if m["event"] is not None}
+    users: dict[str, list[tuple[dt.datetime, str]]] = {}
+    for event in events.values():
+        ts = dt.datetime.fromisoformat(event["timestamp"]).astimezone(UTC)
+        users.setdefault(event["user_id"], []).append((ts, event["row_key"]))
+    return {user: sorted(events) for user, events in users.items()}
 
 
 def late_message(row_key: str, user: str, ts: dt.datetime, url: str) -> dict:
@@ -163,35 +191,55 @@ def late_message(row_key: str, user: str, ts: dt.datetime, url: str) -> dict:
 def late_messages(sent: list[dict]) -> list[dict]:
     """Late events for windows already published, crafted around window edges.
 
-    - a user's new event 10 minutes after midnight: it defines the time on page of that user's
-      last event of the previous day, whose hour and day windows must change;
-    - an event in the middle of an old hour, for a brand-new user.
+    - ``late-crossing``: 25 minutes after a user's last event of the day, after midnight: it
+      defines the time on page of that event (no longer an exit), whose hour and day change;
+    - ``late-before``: 20 minutes before a visit that starts in the first 20 minutes of the day,
+      so on the previous day: that visit's first event is no longer an entrance, and its hour and
+      day (the late event's NEXT hour and day) change;
+    - ``late-join``: halfway between two visits of one user 30 to 60 minutes apart: one visit
+      instead of two (an exit and an entrance less);
+    - ``late-new-user``: in the middle of an old hour, for a brand-new user.
     """
-    last_of_day: dict[str, dict] = {}
-    for m in sent:
-        event = m["event"]
-        if event is None:
-            continue
-        ts = dt.datetime.fromisoformat(event["timestamp"])
-        if ts.date() == DAY and (
-            event["user_id"] not in last_of_day
-            or ts > dt.datetime.fromisoformat(last_of_day[event["user_id"]]["timestamp"])
-        ):
-            last_of_day[event["user_id"]] = event
-    late_evening = dt.datetime.combine(DAY, dt.time(23, 35), tzinfo=UTC)
+    users = timelines(sent)
+    midnight = dt.datetime.combine(NEXT_DAY, dt.time(), tzinfo=UTC)
+    gap = dt.timedelta(minutes=30)
+
+    last = {user: events[-1] for user, events in users.items()}
     evening = [
-        e for e in last_of_day.values() if dt.datetime.fromisoformat(e["timestamp"]) >= late_evening
+        (ts, user)
+        for user, (ts, _) in last.items()
+        if midnight - gap * 5 / 6 <= ts < midnight - gap / 6
     ]
-    assert evening, "the generated day has no user whose last event is after 23:35"
-    crossing = min(evening, key=lambda e: e["timestamp"])
-    # 25 minutes later: after midnight, and within the 30 minutes that define a time on page.
-    after_midnight = dt.datetime.fromisoformat(crossing["timestamp"]) + dt.timedelta(minutes=25)
-    assert after_midnight.date() == NEXT_DAY
+    assert evening, "the generated day has no user whose last event is in 23:35-23:55"
+    crossing_ts, crossing_user = min(evening)
+
+    first = {user: events[0] for user, events in users.items()}
+    day_start = midnight - dt.timedelta(days=1)
+    morning = [(ts, user) for user, (ts, _) in first.items() if ts < day_start + gap * 2 / 3]
+    assert morning, "the generated day has no user whose first event is in 00:00-00:20"
+    before_ts, before_user = min(morning)
+
+    joinable = [
+        (a, b, user)
+        for user, events in users.items()
+        for (a, _), (b, _) in itertools.pairwise(events)
+        if gap < b - a <= 2 * gap
+    ]
+    assert joinable, "the generated day has no user with two visits 30 to 60 minutes apart"
+    join_a, join_b, join_user = min(joinable)
+    # Halfway, floored to the millisecond that the events table stores: still within 1800 s of
+    # both (the stored times are whole milliseconds).
+    halfway = join_a + (join_b - join_a) / 2
+    halfway -= dt.timedelta(microseconds=halfway.microsecond % 1000)
 
     return [
         late_message(
-            "late-crossing", crossing["user_id"], after_midnight, "https://late.example/next"
+            "late-crossing", crossing_user, crossing_ts + gap * 5 / 6, "https://late.example/next"
         ),
+        late_message(
+            "late-before", before_user, before_ts - gap * 2 / 3, "https://late.example/before"
+        ),
+        late_message("late-join", join_user, halfway, "https://late.example/join"),
         late_message(
             "late-new-user",
             "late-user",
@@ -201,6 +249,18 @@ def late_messages(sent: list[dict]) -> list[dict]:
     ]
 
 
+def hours_touched(messages: list[dict]) -> set[str]:
+    """The hour windows a late event may change: its own and those 30 minutes before and after."""
+    hours = set()
+    for m in messages:
+        ts = dt.datetime.fromisoformat(m["event"]["timestamp"])
+        for instant in (ts - dt.timedelta(minutes=30), ts, ts + dt.timedelta(minutes=30)):
+            hours.add(
+                instant.replace(minute=0, second=0, microsecond=0).strftime("%Y-%m-%dT%H:00:00Z")
+            )
+    return hours
+
+
 def test_late_events_change_exactly_the_affected_windows(
     pipeline: Pipeline, es: Elasticsearch, cassandra: Session
 ) -> None:
@@ -208,6 +268,7 @@ def test_late_events_change_exactly_the_affected_windows(
     pipeline.run("aggregate")
     before = es_documents(es, pipeline.alias)
     late = late_messages(sent)
+    expected_before = reference_documents(sent)
     pipeline.produce(late)
     sent += late
     pipeline.run("stream", "--available-now")
@@ -216,11 +277,19 @@ def test_late_events_change_exactly_the_affected_windows(
     pipeline.run("aggregate")
 
     expected = reference_documents(sent)
-    assert_same_metrics(published(es, pipeline.alias), expected)
+    # Besides their own documents, the late events change those of their neighbours across the
+    # edges they cross: late-crossing the previous event's (23:00, an exit no more), late-before
+    # the next event's (00:00, an entrance no more). A window the stream forgot to mark would keep
+    # its old document and fail the comparison below.
+    changed = {key for key, values in expected.items() if expected_before.get(key) != values}
+    neighbours = {key[:2] for key in changed if not key[2].startswith("https://late.example/")}
+    assert ("hour", f"{DAY.isoformat()}T23:00:00Z") in neighbours
+    assert ("hour", f"{DAY.isoformat()}T00:00:00Z") in neighbours
     # The result equals a full recomputation, and windows no late event touches kept their
     # documents untouched (same computed_at).
+    assert_same_metrics(published(es, pipeline.alias), expected)
     after = es_documents(es, pipeline.alias)
-    touched_hours = {"2026-03-14T23:00:00Z", "2026-03-15T00:00:00Z", "2026-03-14T07:00:00Z"}
+    touched = hours_touched(late)
     for doc_id, doc in before.items():
-        if doc["window"] == "hour" and doc["window_start"] not in touched_hours:
+        if doc["window"] == "hour" and doc["window_start"] not in touched:
             assert after[doc_id] == doc

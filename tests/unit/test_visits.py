@@ -74,8 +74,8 @@ def events_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
 
 
 def visit_fields(spark: SparkSession, rows: list[tuple], kind: str, starts) -> dict:
-    """(window_start, url) -> (clicks, entrances, exits, bounces, bounce_rate), checked against
-    the reference."""
+    """(hour of window_start, url) -> (clicks, entrances, exits, bounces, bounce_rate), checked
+    against the reference."""
     got = aggregate_windows(events_frame(spark, rows), kind, starts)
     dicts = [
         {"row_key": k, "user_id": u, "timestamp": H10 + timedelta(minutes=m), "url": url,
