@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"published to Elasticsearch alias {config.elasticsearch.index}", flush=True)
         return 0
     except Exception as exc:  # any failure ends the job with one clear line
-        fail("aggregate.py", one_line(exc))
+        fail("aggregate.py", one_line(exc, config))
     finally:
         es.close()
         spark.stop()
