@@ -8,6 +8,7 @@ nor what to do; :func:`explain` puts both in front of that message.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,25 +18,28 @@ Store = Literal["kafka", "cassandra", "elasticsearch"]
 Kind = Literal["credentials", "permission", "tls"]
 
 # Each rule: every marker must appear in the failure's text (its whole JVM cause chain, or a
-# Python client's error). The first matching rule wins.
-_RULES: tuple[tuple[Store, Kind, tuple[str, ...]], ...] = (
-    ("kafka", "credentials", ("SaslAuthenticationException",)),
-    ("kafka", "credentials", ("SASL authentication error",)),  # librdkafka (generator)
-    ("kafka", "permission", ("TopicAuthorizationException",)),
-    ("kafka", "permission", ("GroupAuthorizationException",)),
-    ("kafka", "permission", ("ClusterAuthorizationException",)),
-    ("kafka", "tls", ("SslAuthenticationException",)),
-    ("kafka", "tls", ("SSL handshake failed",)),  # librdkafka
-    ("cassandra", "credentials", ("core.auth.AuthenticationException",)),
-    ("cassandra", "permission", ("servererrors.UnauthorizedException",)),
-    ("cassandra", "tls", ("com.datastax", "SSLHandshakeException")),
-    ("cassandra", "tls", ("Cassandra", "SSLHandshakeException")),
-    ("elasticsearch", "credentials", ("returned [401",)),  # ES-Hadoop
-    ("elasticsearch", "credentials", ("AuthenticationException(401",)),  # Python client
-    ("elasticsearch", "permission", ("returned [403",)),
-    ("elasticsearch", "permission", ("AuthorizationException(403",)),
-    ("elasticsearch", "tls", ("org.elasticsearch.hadoop", "SSLHandshakeException")),
-    ("elasticsearch", "tls", ("CERTIFICATE_VERIFY_FAILED",)),  # Python client
+# Python client's error); the first matching rule wins. The server's own words are quoted from the
+# last marker on, or where the rule's pattern finds them.
+_RULES: tuple[tuple[Store, Kind, tuple[str, ...], str | None], ...] = (
+    ("kafka", "credentials", ("SaslAuthenticationException",), None),
+    ("kafka", "credentials", ("SASL authentication error",), None),  # librdkafka (generator)
+    ("kafka", "permission", ("TopicAuthorizationException",), None),
+    ("kafka", "permission", ("GroupAuthorizationException",), None),
+    ("kafka", "permission", ("ClusterAuthorizationException",), None),
+    ("kafka", "tls", ("SslAuthenticationException",), None),
+    ("kafka", "tls", ("SSL handshake failed",), None),  # librdkafka
+    ("cassandra", "credentials", ("core.auth.AuthenticationException",), None),
+    ("cassandra", "permission", ("servererrors.UnauthorizedException",), None),
+    # The connector's write failure quotes the server's message without its class.
+    ("cassandra", "permission", ("permission on <",), r"User \S+ has no \w+ permission on <[^>]*>"),
+    ("cassandra", "tls", ("com.datastax", "SSLHandshakeException"), None),
+    ("cassandra", "tls", ("Cassandra", "SSLHandshakeException"), None),
+    ("elasticsearch", "credentials", ("returned [401",), None),  # ES-Hadoop
+    ("elasticsearch", "credentials", ("AuthenticationException(401",), None),  # Python client
+    ("elasticsearch", "permission", ("returned [403",), None),
+    ("elasticsearch", "permission", ("AuthorizationException(403",), None),
+    ("elasticsearch", "tls", ("org.elasticsearch.hadoop", "SSLHandshakeException"), None),
+    ("elasticsearch", "tls", ("CERTIFICATE_VERIFY_FAILED",), r"certificate verify failed: [^(\n]*"),
 )
 
 _NAMES = {"kafka": "Kafka", "cassandra": "Cassandra", "elasticsearch": "Elasticsearch"}
@@ -47,6 +51,11 @@ _CA_VARIABLE = {
 PERMISSIONS_DOC = "README.md, 'Running against secured clusters'"
 
 
+class AccessRefused(RuntimeError):
+    """A server refuses this job's user something the job needs; the message names the server,
+    the user and what to grant (found by a check before any work)."""
+
+
 @dataclass(frozen=True)
 class AccessProblem:
     store: Store
@@ -55,7 +64,7 @@ class AccessProblem:
 
 def classify(text: str) -> AccessProblem | None:
     """The access problem a failure's text shows, if it shows one."""
-    for store, kind, markers in _RULES:
+    for store, kind, markers, _ in _RULES:
         if all(marker in text for marker in markers):
             return AccessProblem(store, kind)
     return None
@@ -116,7 +125,28 @@ def chain_text(exc: BaseException) -> str:
     return "\n".join(texts)
 
 
+def evidence(text: str, anchor: str, limit: int = 300) -> str:
+    """The server's or client's own words around ``anchor``: from the exception's simple class
+    name to the end of its message (one line; one error of a list, when it is listed)."""
+    start = text.index(anchor)
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "._$"):
+        start -= 1
+    words = text[start:].split("\n", 1)[0]
+    closing = {"[": "]", "(": ")"}.get(text[start - 1]) if start else None
+    if closing:  # one error among others: up to the end of its brackets
+        words = words.split(closing, 1)[0]
+    name = re.match(r"[\w.$]*", words).group()  # type: ignore[union-attr]
+    words = name.rsplit(".", 1)[-1] + words[len(name) :]
+    return words if len(words) <= limit else words[:limit] + "..."
+
+
 def explain(exc: BaseException, config: Config) -> str | None:
-    """What to fix, when ``exc`` is an access failure (None otherwise)."""
-    problem = classify(chain_text(exc))
-    return describe(problem, config) if problem else None
+    """What to fix and the server's own words, when ``exc`` is an access failure (None
+    otherwise)."""
+    text = chain_text(exc)
+    for store, kind, markers, pattern in _RULES:
+        if all(marker in text for marker in markers):
+            found = re.search(pattern, text) if pattern else None
+            quoted = found.group().strip() if found else evidence(text, markers[-1])
+            return f"{describe(AccessProblem(store, kind), config)}: {quoted}"
+    return None

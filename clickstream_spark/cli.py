@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import elastic_transport
 
-from clickstream_spark.access import explain
+from clickstream_spark.access import classify, explain
 from clickstream_spark.config import Config, ConfigError, load_config
 from clickstream_spark.errors import SinkError, first_line, jvm_root_cause
 
@@ -111,14 +111,16 @@ def _describe(exc: BaseException, config: Config | None = None) -> str:
     text = jvm_root_cause(exc) or str(exc)
     embedded = _python_error(text)  # ours already says what to fix
     explanation = explain(exc, config) if config is not None and not embedded else None
+    if explanation:
+        return explanation
     cause = next((label for marker, label in _KNOWN_CAUSES if marker in text), None)
     if isinstance(exc, _ES_CLIENT_NETWORK_ERRORS):
         cause = "Elasticsearch is unreachable"
+    if classify(text):  # a server that refused a client is not unreachable
+        cause = None
     first = embedded or first_line(text) or type(exc).__name__
-    if len(first) > 400:
-        first = first[:400] + "..."
-    if explanation:
-        return f"{explanation}: {first}"
+    if len(first) > 600:  # room for a refused access: server, user, what to fix, and why
+        first = first[:600] + "..."
     return f"{cause}: {first}" if cause else first
 
 

@@ -14,6 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from clickstream_spark.aggregate.publish import check_publish_access
 from clickstream_spark.aggregate.run import run_aggregation
 from clickstream_spark.cli import (
     add_config_argument,
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     es = es_client(config.elasticsearch)
     try:
+        check_publish_access(es, config)
         for kind, starts in runs:
             summary = run_aggregation(spark, es, config, kind, starts)
             print(summary.text(), flush=True)

@@ -110,7 +110,7 @@ class _MicroBatch:
             raise SinkError(
                 f"micro-batch {self.batch_id} not written to Cassandra at {cassandra.endpoints} "
                 f"({cassandra.keyspace}.{table}; the next start replays it): "
-                f"{refused + ': ' if refused else ''}{root_cause_line(exc)}"
+                f"{refused or root_cause_line(exc)}"
             ) from exc
 
 

@@ -54,7 +54,7 @@ def check_tables(spark: SparkSession, config: Config) -> None:
             cause = root_cause_line(exc)
             refused = explain(exc, config)
             if refused:
-                raise SinkError(f"cannot write to {keyspace}.{table}: {refused}: {cause}") from exc
+                raise SinkError(f"cannot write to {keyspace}.{table}: {refused}") from exc
             raise SinkError(
                 f"cannot write to {keyspace}.{table} in Cassandra at "
                 f"{config.cassandra.endpoints} (its tables come from conf/cassandra/*.cql, "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clickstream_spark.aggregate.publish import INDEX_PRIVILEGES
 from clickstream_spark.tables import (
     AGGREGATED_WINDOWS_TABLE,
     CHANGED_WINDOWS_TABLE,
@@ -26,9 +27,8 @@ from stacklib.secure import AGGREGATE, GENERATE, STREAM
 STREAM_WRITES = (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE)
 AGGREGATE_READS = (EVENTS_TABLE, CHANGED_WINDOWS_TABLE, AGGREGATED_WINDOWS_TABLE)
 AGGREGATE_WRITES = (AGGREGATED_WINDOWS_TABLE,)
-# Elasticsearch index privileges of the aggregation on <index>*: `manage` is what moving the
-# alias takes (it also covers refresh and reading aliases and mappings).
-AGGREGATE_INDEX_PRIVILEGES = ("create_index", "delete_index", "read", "write", "manage")
+# The aggregation's index privileges on <index>*: what the job itself checks before it starts.
+AGGREGATE_INDEX_PRIVILEGES = INDEX_PRIVILEGES
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ class Pipeline:
     work: Path
     env: dict[str, str] = field(default_factory=dict)
     master: str = "local[2]"  # or a cluster's URL, e.g. spark://127.0.0.1:7077
+    # Variables of one program only ("generate", "stream", "aggregate"), over ``env``: each job's
+    # own user on a secured stack.
+    job_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)  # of every program run to completion
+
+    def env_of(self, program: str) -> dict[str, str]:
+        return {**self.env, **self.job_env.get(program, {})}
 
     @property
     def event_log_dir(self) -> Path:
@@ -107,7 +114,11 @@ class Pipeline:
             "--topic", self.topic, "--events", str(events), "--seed", str(seed),
             "--output", str(output), "--no-progress", *extra,
         ]  # fmt: skip
-        subprocess.run(cmd, cwd=PROJECT_ROOT, env=self.env, check=True, capture_output=True)
+        done = subprocess.run(
+            cmd, cwd=PROJECT_ROOT, env=self.env_of("generate"), capture_output=True, text=True
+        )
+        self.outputs.append(done.stdout + done.stderr)
+        assert done.returncode == 0, f"generator exited {done.returncode}:\n{done.stderr[-3000:]}"
         return read_messages(output)
 
     def send(
@@ -161,11 +172,14 @@ class Pipeline:
 
     # -- running the jobs ---------------------------------------------------------------
 
-    def command(self, job: str, *args: str) -> list[str]:
-        return [
-            "./spark-submit.sh", "--master", self.master, "--conf", "spark.ui.enabled=false",
-            f"jobs/{job}.py", *args,
-        ]  # fmt: skip
+    def command(self, job: str, *args: str, ui_port: int | None = None) -> list[str]:
+        """The job's command line; its Spark UI only on ``ui_port``, if given."""
+        ui = (
+            ["--conf", f"spark.ui.port={ui_port}"]
+            if ui_port
+            else ["--conf", "spark.ui.enabled=false"]
+        )
+        return ["./spark-submit.sh", "--master", self.master, *ui, f"jobs/{job}.py", *args]
 
     def attempt(self, job: str, *args: str) -> tuple[int, str]:
         """Run a job to completion: its exit code and output (Spark merges the Python driver's
@@ -173,12 +187,13 @@ class Pipeline:
         done = subprocess.run(
             self.command(job, *args),
             cwd=PROJECT_ROOT,
-            env=self.env,
+            env=self.env_of(job),
             capture_output=True,
             text=True,
             timeout=JOB_TIMEOUT_S,
             check=False,
         )
+        self.outputs.append(done.stdout + done.stderr)
         return done.returncode, done.stdout + done.stderr
 
     def run(self, job: str, *args: str) -> str:
@@ -205,6 +220,7 @@ class Pipeline:
         log_name: str | None = None,
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
+        ui_port: int | None = None,
     ) -> subprocess.Popen:
         """Start a job in its own process group (so that it can be killed whole), with ``env``
         added to the pipeline's environment; its output goes to ``log_path``, or
@@ -212,9 +228,9 @@ class Pipeline:
         name = log_name or f"{job}-{time.monotonic_ns()}"
         log = open(log_path or self.work / f"{name}.log", "w")  # noqa: SIM115
         return subprocess.Popen(
-            self.command(job, *args),
+            self.command(job, *args, ui_port=ui_port),
             cwd=PROJECT_ROOT,
-            env={**self.env, **(env or {})},
+            env={**self.env_of(job), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -138,6 +138,6 @@ def test_other_libraries_chains_are_not_repeated() -> None:
     )
 
 
-def test_a_long_message_is_cut_to_its_first_line_and_400_characters() -> None:
-    line = one_line(RuntimeError("x" * 500 + "\nsecond line"))
-    assert line == "x" * 400 + "..."
+def test_a_long_message_is_cut_to_its_first_line_and_600_characters() -> None:
+    line = one_line(RuntimeError("x" * 700 + "\nsecond line"))
+    assert line == "x" * 600 + "..."

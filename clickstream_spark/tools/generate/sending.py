@@ -94,6 +94,9 @@ class KafkaSink:
         left = self._producer.flush(0)
         while left and self.access_error is None and time.monotonic() < deadline:
             left = self._producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        if self.access_error is not None:
+            self._producer.purge()  # nothing queued will ever be delivered
+            self._producer.flush(0)
         return left
 
 
