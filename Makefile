@@ -6,6 +6,7 @@ PY      := .venv/bin/python
 STACK   := $(PY) stack/stackctl.py
 SERVICE ?=
 ARGS    ?=
+SECURE  ?=
 
 .PHONY: help setup up down status logs clean demo test test-unit lint format history bench \
         cluster-up cluster-down report
@@ -16,10 +17,10 @@ help: ## list the targets
 setup: ## Python env, server artifacts and Spark packages (idempotent)
 	@scripts/setup.sh
 
-up: setup ## start the local stack (all, or SERVICE=kafka|cassandra|elasticsearch) and bootstrap it
-	@$(STACK) up $(SERVICE)
+up: setup ## start the local stack (all, or SERVICE=...) and bootstrap it; SECURE=1: the secured stack
+	@$(STACK) up $(if $(SECURE),--secure) $(SERVICE)
 
-down: ## stop the local stack (all, or SERVICE=...)
+down: ## stop the local stack, plaintext or secured (all, or SERVICE=...)
 	@if [ -x $(PY) ]; then $(STACK) down $(SERVICE); fi
 
 status: ## each server: up/down, port, pid, memory
@@ -31,8 +32,8 @@ logs: ## a server's log: make logs SERVICE=kafka
 clean: down cluster-down ## stop everything and remove all state, data, logs and downloads (.state/)
 	rm -rf .state
 
-demo: setup ## run the whole pipeline on the local stack
-	@scripts/demo.sh
+demo: setup ## run the whole pipeline on the local stack (SECURE=1: secured, each job as its own user)
+	@SECURE=$(SECURE) scripts/demo.sh
 
 report: setup ## HTML report with charts: make report ARGS="--window day --date D --country C --out DIR"
 	@$(PY) -m clickstream_spark.tools.html_report $(ARGS)

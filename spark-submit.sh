@@ -17,6 +17,19 @@ if [[ ! -x $python || ! -x $venv/bin/spark-submit ]]; then
     exit 1
 fi
 
+# A local run (or the loopback cluster of stack/cluster.py) keeps the driver, and its Spark UI,
+# which shows the job's configuration, on 127.0.0.1. On a real cluster, set SPARK_LOCAL_IP yourself.
+master=local
+for ((i = 1; i <= $#; i++)); do
+    case ${!i} in
+        --master) next=$((i + 1)); master=${!next:-} ;;
+        --master=*) master=${!i#--master=} ;;
+    esac
+done
+if [[ -z ${SPARK_LOCAL_IP:-} && ($master == local* || $master =~ ://(127\.0\.0\.1|localhost): ) ]]; then
+    export SPARK_LOCAL_IP=127.0.0.1
+fi
+
 # Python workers need the interpreter that has pandas and pyarrow. On a cluster whose nodes keep
 # it elsewhere, export PYSPARK_PYTHON before calling this script.
 export PYSPARK_PYTHON=${PYSPARK_PYTHON:-$python}

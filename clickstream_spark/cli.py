@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import elastic_transport
 
+from clickstream_spark.access import classify, explain
 from clickstream_spark.config import Config, ConfigError, load_config
 from clickstream_spark.errors import SinkError, StartError, first_line, jvm_root_cause
 
@@ -98,31 +99,38 @@ def _python_error(text: str) -> str | None:
 _ES_CLIENT_NETWORK_ERRORS = (elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout)
 
 
-def one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException, config: Config | None = None) -> str:
     """A single line that says what went wrong, for a job's exit message.
 
     One of this package's exceptions raised ``from`` another one (``raise PublishError("...")
     from exc``) says what the failure means for the job, its cause says why: both go on the line,
     context first. Other libraries' chains stay out: their causes repeat their own message. A
-    SinkError already carries its root cause in its message.
+    SinkError already carries its root cause in its message. With ``config``, a refused access
+    (credentials, permission, TLS trust) also names the server, the user and what to change.
     """
     cause = exc.__cause__
     own = type(exc).__module__.startswith(f"{__package__}.")
     if cause is not None and own and not isinstance(exc, SinkError):
-        return f"{_describe(exc)}: {one_line(cause)}"
-    return _describe(exc)
+        return f"{_describe(exc)}: {one_line(cause, config)}"
+    return _describe(exc, None if own else config)
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, config: Config | None = None) -> str:
     text = jvm_root_cause(exc) or str(exc)
+    embedded = _python_error(text)  # ours already says what to fix
+    explanation = explain(exc, config) if config is not None and not embedded else None
+    if explanation:
+        return explanation
     cause = next((label for marker, label in _KNOWN_CAUSES if marker in text), None)
     if isinstance(exc, StartError):  # its message already says what failed and what to check
         cause = None
     if isinstance(exc, _ES_CLIENT_NETWORK_ERRORS):
         cause = "Elasticsearch is unreachable"
-    first = _python_error(text) or first_line(text) or type(exc).__name__
-    if len(first) > 400:
-        first = first[:400] + "..."
+    if classify(text):  # a server that refused a client is not unreachable
+        cause = None
+    first = embedded or first_line(text) or type(exc).__name__
+    if len(first) > 600:  # room for a refused access: server, user, what to fix, and why
+        first = first[:600] + "..."
     return f"{cause}: {first}" if cause else first
 
 

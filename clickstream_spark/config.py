@@ -2,8 +2,8 @@
 
 Precedence, lowest first: ``conf/clickstream.toml`` (or the file named by ``--config`` /
 ``CLICKSTREAM_CONFIG``), then environment variables, then command-line flags (applied by the
-entry points through :func:`with_overrides`). Secrets are read from the environment only and never
-appear in ``repr``.
+entry points through :func:`with_overrides`). Secrets are read from the environment only (or from
+the file a ``*_FILE`` variable names: mounted secrets) and never appear in ``repr``.
 """
 
 from __future__ import annotations
@@ -27,11 +27,29 @@ LOCAL_STACK_CONFIG_FILE = PROJECT_ROOT / "conf" / "local.toml"
 
 # Well-known names users already export on their clusters; they win over the generic
 # CLICKSTREAM_<SECTION>_<KEY> form.
-ENDPOINT_ENV = {
+WELL_KNOWN_ENV = {
     ("kafka", "bootstrap_servers"): "KAFKA_BOOTSTRAP_SERVERS",
+    ("kafka", "security_protocol"): "KAFKA_SECURITY_PROTOCOL",
+    ("kafka", "sasl_mechanism"): "KAFKA_SASL_MECHANISM",
+    ("kafka", "ssl_ca_location"): "KAFKA_SSL_CA_LOCATION",
     ("cassandra", "hosts"): "CASSANDRA_HOSTS",
+    ("cassandra", "ssl_ca"): "CASSANDRA_SSL_CA",
+    ("cassandra", "ssl_cert"): "CASSANDRA_SSL_CERT",
+    ("cassandra", "ssl_key"): "CASSANDRA_SSL_KEY",
+    ("cassandra", "ssl_truststore"): "CASSANDRA_SSL_TRUSTSTORE",
     ("elasticsearch", "nodes"): "ES_NODES",
+    ("elasticsearch", "ssl_ca"): "ES_SSL_CA",
+    ("elasticsearch", "ssl_truststore"): "ES_SSL_TRUSTSTORE",
 }
+# Extra client properties from the environment (secret-bearing ones may come only from here):
+# KAFKA_OPTION_SASL_JAAS_CONFIG sets sasl.jaas.config of [kafka.options].
+OPTION_ENV_PREFIX = {
+    ("kafka", "options"): "KAFKA_OPTION_",
+    ("kafka", "librdkafka_options"): "KAFKA_LIBRDKAFKA_OPTION_",
+}
+# Client properties that carry a secret: refused in the config file.
+_SECRET_OPTION = re.compile(r"(?i)password|secret|jaas|token|credential|\.key$")
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 class ConfigError(ValueError):
@@ -49,6 +67,44 @@ class KafkaConfig:
     topic: str
     partitions: int
     replication_factor: int
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    ssl_ca_location: str | None = None  # PEM file of the CA(s) the brokers' certificates chain to
+    # The stream's consumer groups all start with this (Spark's groupIdPrefix): grant by prefix.
+    group_id_prefix: str = "clickstream"
+    # Further client properties: Java names for the jobs, librdkafka names for the Python tools.
+    options: dict[str, str] = field(default_factory=dict, repr=False)
+    librdkafka_options: dict[str, str] = field(default_factory=dict, repr=False)
+    sasl_username: str | None = field(default=None, repr=False)
+    sasl_password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"kafka.security_protocol (KAFKA_SECURITY_PROTOCOL): one of "
+                f"{', '.join(KAFKA_SECURITY_PROTOCOLS)}, got {self.security_protocol!r}"
+            )
+        if self.uses_sasl and not self.sasl_mechanism:
+            raise ConfigError(
+                f"kafka.sasl_mechanism: security protocol {self.security_protocol} needs "
+                "KAFKA_SASL_MECHANISM (e.g. SCRAM-SHA-512, PLAIN, OAUTHBEARER)"
+            )
+        credentials = (self.sasl_username and self.sasl_password) or (
+            "sasl.jaas.config" in self.options or self.sasl_mechanism == "OAUTHBEARER"
+        )
+        if self.uses_sasl and not credentials:
+            raise ConfigError(
+                f"kafka: SASL {self.sasl_mechanism} needs credentials: set "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
+            )
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
 
 # Consistency levels the connector takes (ANY and EACH_QUORUM are write-only in Cassandra).
@@ -68,8 +124,21 @@ class CassandraConfig:
     replication: str  # replication factor per data centre: "dc1:3,dc2:3"
     write_consistency: str
     read_consistency: str
+    # TLS: on with `ssl = true`, or as soon as a CA or a truststore is given.
+    ssl: bool = False
+    ssl_ca: str | None = None  # PEM file of the CA(s) the nodes' certificates chain to
+    ssl_cert: str | None = None  # PEM client certificate (chain) and its PKCS#8 key, for mutual TLS
+    ssl_key: str | None = None
+    ssl_truststore: str | None = None  # or a JVM truststore of one's own (JKS or PKCS#12)
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
+    ssl_truststore_password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if bool(self.ssl_cert) != bool(self.ssl_key):
+            raise ConfigError(
+                "cassandra: mutual TLS needs both CASSANDRA_SSL_CERT and CASSANDRA_SSL_KEY"
+            )
 
     def __post_init__(self) -> None:
         self.replication_factors  # noqa: B018 (refuses a bad value at load time)
@@ -106,6 +175,10 @@ class CassandraConfig:
         """``host:port,...`` of the contact points, for messages."""
         return ",".join(f"{host.strip()}:{self.port}" for host in self.hosts.split(","))
 
+    @property
+    def uses_tls(self) -> bool:
+        return self.ssl or bool(self.ssl_ca or self.ssl_truststore or self.ssl_cert)
+
 
 @dataclass(frozen=True)
 class ElasticsearchConfig:
@@ -115,8 +188,20 @@ class ElasticsearchConfig:
     wan_only: bool
     batch_size_entries: int
     number_of_replicas: int
+    ssl_ca: str | None = None  # PEM file of the CA(s) the nodes' certificates chain to (https)
+    ssl_truststore: str | None = None  # or a JVM truststore of one's own, for ES-Hadoop
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)  # the encoded form (base64 of id:key)
+    ssl_truststore_password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.api_key and self.username:
+            raise ConfigError("elasticsearch: set ES_API_KEY or ES_USERNAME/ES_PASSWORD, not both")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.url.startswith("https://")
 
     def __post_init__(self) -> None:
         if self.number_of_replicas < 0:
@@ -252,10 +337,15 @@ _SECTIONS: dict[str, type] = {
     "report": ReportConfig,
 }
 _SECRETS = {
+    ("kafka", "sasl_username"): "KAFKA_SASL_USERNAME",
+    ("kafka", "sasl_password"): "KAFKA_SASL_PASSWORD",
     ("cassandra", "username"): "CASSANDRA_USERNAME",
     ("cassandra", "password"): "CASSANDRA_PASSWORD",
+    ("cassandra", "ssl_truststore_password"): "CASSANDRA_SSL_TRUSTSTORE_PASSWORD",
     ("elasticsearch", "username"): "ES_USERNAME",
     ("elasticsearch", "password"): "ES_PASSWORD",
+    ("elasticsearch", "api_key"): "ES_API_KEY",
+    ("elasticsearch", "ssl_truststore_password"): "ES_SSL_TRUSTSTORE_PASSWORD",
 }
 
 T = TypeVar("T")
@@ -263,6 +353,8 @@ T = TypeVar("T")
 
 def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
     name = f"{section}.{key}"
+    if target == str | None:  # optional: empty means "not set"
+        return _coerce(section, key, raw, str) if str(raw).strip() else None
     if target is bool:
         if isinstance(raw, bool):
             return raw
@@ -289,6 +381,49 @@ def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
     return raw
 
 
+def secret_from_env(env: Mapping[str, str], variable: str) -> str | None:
+    """``$variable``, or the content of the file ``$variable_FILE`` names (a mounted secret)."""
+    file_variable = f"{variable}_FILE"
+    if env.get(variable) and env.get(file_variable):
+        raise ConfigError(f"set {variable} or {file_variable}, not both")
+    if not env.get(file_variable):
+        return env.get(variable) or None
+    try:
+        text = Path(env[file_variable]).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file_variable}: cannot read {env[file_variable]}: {exc}") from None
+    return text.rstrip("\r\n") or None
+
+
+def _options(
+    section: str, key: str, raw: Any, env: Mapping[str, str], prefix: str
+) -> dict[str, str]:
+    """Client properties of ``[section.key]``, then ``<prefix><PROPERTY>`` variables (dots as
+    underscores), which may carry secrets and also come from ``*_FILE`` files."""
+    if raw is dataclasses.MISSING:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{section}.{key}]: expected a table of client properties")
+    options = {}
+    for name, value in raw.items():
+        if _SECRET_OPTION.search(name):
+            variable = prefix + name.upper().replace(".", "_")
+            raise ConfigError(
+                f"[{section}.{key}] {name} carries a secret: set {variable} in the environment, "
+                "not in a config file"
+            )
+        if isinstance(value, dict | list):
+            raise ConfigError(f"[{section}.{key}] {name}: expected a value, got {value!r}")
+        options[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    for variable in sorted(env):
+        if variable.startswith(prefix):
+            name = variable.removesuffix("_FILE")
+            value = secret_from_env(env, name)
+            if value is not None:
+                options[name.removeprefix(prefix).lower().replace("_", ".")] = value
+    return options
+
+
 def _build_section(
     section: str, cls: type[T], values: Mapping[str, Any], env: Mapping[str, str]
 ) -> T:
@@ -299,22 +434,28 @@ def _build_section(
         raise ConfigError(f"[{section}]: unknown setting(s) {', '.join(sorted(unknown))}")
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
+        raw = values.get(f.name, dataclasses.MISSING)
         if (section, f.name) in _SECRETS:
-            if f.name in values:
+            if raw is not dataclasses.MISSING:
                 raise ConfigError(
                     f"{section}.{f.name} is a secret: set {_SECRETS[(section, f.name)]} "
                     "in the environment, not in a config file"
                 )
-            kwargs[f.name] = env.get(_SECRETS[(section, f.name)]) or None
+            kwargs[f.name] = secret_from_env(env, _SECRETS[(section, f.name)])
             continue
-        raw = values.get(f.name, dataclasses.MISSING)
+        if (section, f.name) in OPTION_ENV_PREFIX:
+            prefix = OPTION_ENV_PREFIX[(section, f.name)]
+            kwargs[f.name] = _options(section, f.name, raw, env, prefix)
+            continue
         generic = f"CLICKSTREAM_{section.upper()}_{f.name.upper()}"
         if generic in env:
             raw = env[generic]
-        well_known = ENDPOINT_ENV.get((section, f.name))
+        well_known = WELL_KNOWN_ENV.get((section, f.name))
         if well_known and env.get(well_known):
             raw = env[well_known]
         if raw is dataclasses.MISSING:
+            if f.default is not dataclasses.MISSING:
+                continue  # an optional setting left out
             raise ConfigError(f"{section}.{f.name}: missing (no default in the config file)")
         kwargs[f.name] = _coerce(section, f.name, raw, hints[f.name])
     return cls(**kwargs)
@@ -339,7 +480,9 @@ def load_config(
     sections = {
         name: _build_section(name, cls, data.get(name, {}), env) for name, cls in _SECTIONS.items()
     }
-    return Config(**sections, source=str(file))
+    config = Config(**sections, source=str(file))
+    _check_files(config)
+    return config
 
 
 def _read_toml(file: Path) -> dict[str, Any]:
@@ -353,6 +496,28 @@ def _read_toml(file: Path) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{file}: unknown section(s) {', '.join(sorted(unknown))}")
     return data
+
+
+# The files the clients read (CAs, client certificates and keys, truststores), by variable.
+_FILES = (
+    ("kafka", "ssl_ca_location"),
+    ("cassandra", "ssl_ca"),
+    ("cassandra", "ssl_cert"),
+    ("cassandra", "ssl_key"),
+    ("cassandra", "ssl_truststore"),
+    ("elasticsearch", "ssl_ca"),
+    ("elasticsearch", "ssl_truststore"),
+)
+
+
+def _check_files(config: Config) -> None:
+    """A file named in the config must be readable now, not at the first connection."""
+    for section, key in _FILES:
+        path = getattr(getattr(config, section), key)
+        if path is not None and not os.access(path, os.R_OK):
+            name = WELL_KNOWN_ENV[(section, key)]
+            problem = "not readable" if Path(path).exists() else "no such file"
+            raise ConfigError(f"{section}.{key} ({name}): {path}: {problem}")
 
 
 def with_overrides(config: Config, section: str, **values: Any) -> Config:

@@ -16,6 +16,7 @@ from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from clickstream_spark.config import Config
+from clickstream_spark.connector_security import security_conf
 from clickstream_spark.errors import StartError
 from clickstream_spark.ingest.parse import ARROW_BATCH_ROWS
 
@@ -30,7 +31,8 @@ MASTER_CONNECT_TIMEOUT_S = 10
 
 
 def connector_conf(config: Config) -> dict[str, str]:
-    """Endpoints (and, from the environment only, credentials) of Cassandra and Elasticsearch."""
+    """Endpoints (and, from the environment only, credentials and TLS) of Cassandra and
+    Elasticsearch."""
     cassandra = config.cassandra
     es = config.elasticsearch
     conf = {
@@ -44,13 +46,7 @@ def connector_conf(config: Config) -> dict[str, str]:
         "es.nodes.wan.only": str(es.wan_only).lower(),
         "es.batch.size.entries": str(es.batch_size_entries),
     }
-    if cassandra.username:
-        conf["spark.cassandra.auth.username"] = cassandra.username
-        conf["spark.cassandra.auth.password"] = cassandra.password or ""
-    if es.username:
-        conf["es.net.http.auth.user"] = es.username
-        conf["es.net.http.auth.pass"] = es.password or ""
-    return conf
+    return {**conf, **security_conf(config)}
 
 
 def event_log_conf(config: Config) -> dict[str, str]:

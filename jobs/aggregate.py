@@ -18,7 +18,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from clickstream_spark.aggregate.lease import LEASE_HELD_EXIT, LeaseHeld, open_lease
-from clickstream_spark.aggregate.publish import new_run_id
+from clickstream_spark.aggregate.publish import check_publish_access, new_run_id
 from clickstream_spark.aggregate.run import append_run_record, run_requests
 from clickstream_spark.cli import (
     add_config_argument,
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             spark = None
             es = es_client(config.elasticsearch)
             try:  # from the session on: any failure, at start too, ends with one line
+                check_publish_access(es, config)  # before reading or computing anything
                 spark = (
                     SparkSession.builder.appName("clickstream-aggregate")
                     .config(map=session_conf(config))
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except LeaseHeld as exc:
         fail("aggregate.py", str(exc), code=LEASE_HELD_EXIT)
     except Exception as exc:  # any failure ends the job with one clear line
-        message = one_line(exc)
+        message = one_line(exc, config)
         append_run_record(config, {"status": "failed", "error": message})
         fail("aggregate.py", message)
 

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("interrupted: stopping; the next start resumes from the checkpoint")
         return 130
     except Exception as exc:  # any failure ends the job with one clear line
-        fail("stream.py", one_line(exc))
+        fail("stream.py", one_line(exc, config))
     finally:
         if spark is not None:
             spark.stop()

@@ -5,7 +5,8 @@
 #   the index.
 # DEMO_EVENTS, DEMO_DAY and DEMO_SEED change the size, the day and the generator seed (default:
 # 200000 events, yesterday UTC, the current time). A day over a year back is quarantined as
-# out_of_range:timestamp unless CLICKSTREAM_STREAM_MAX_EVENT_AGE_DAYS reaches it.
+# out_of_range:timestamp unless CLICKSTREAM_STREAM_MAX_EVENT_AGE_DAYS reaches it. SECURE=1: the
+# secured stack, each program as its own user (the env files of .state/secure/).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,27 +16,40 @@ day=${DEMO_DAY:-$(date -u -d yesterday +%Y-%m-%d)}
 python=.venv/bin/python
 started=$(date +%s)
 step() { printf '\n\033[1m== %s\033[0m (%ss)\n' "$*" "$(($(date +%s) - started))"; }
+secure=${SECURE:-}
+# as USER COMMAND...: run COMMAND as that user of the secured stack (plaintext: as is).
+as() {
+    local user=$1
+    shift
+    if [[ -n $secure ]]; then
+        (set -a; . ".state/secure/$user.env"; set +a; "$@")
+    else
+        "$@"
+    fi
+}
 
-step "1/5 local stack: Kafka, Cassandra, Elasticsearch"
-$python stack/stackctl.py up
+step "1/5 local stack: Kafka, Cassandra, Elasticsearch${secure:+, secured}"
+$python stack/stackctl.py up ${secure:+--secure}
 
 step "2/5 generate $events click events for $day (UTC) into Kafka, 0.5% of them bad"
-$python -m clickstream_spark.tools.generate --day "$day" --events "$events" --bad-fraction 0.005 \
-    --seed "${DEMO_SEED:-$(date +%s)}"
+as generate $python -m clickstream_spark.tools.generate --day "$day" --events "$events" \
+    --bad-fraction 0.005 --seed "${DEMO_SEED:-$(date +%s)}"
 
 step "3/5 stream: Kafka -> Cassandra (--available-now: drain the topic, then stop)"
-./spark-submit.sh jobs/stream.py --available-now
+as stream ./spark-submit.sh jobs/stream.py --available-now
 
 step "4/5 aggregate: the windows the stream changed -> Elasticsearch alias clickstream_index"
-./spark-submit.sh jobs/aggregate.py
+as aggregate ./spark-submit.sh jobs/aggregate.py
 
 step "5/5 read back: top URLs per country and top landing pages for $day"
-$python -m clickstream_spark.tools.report --window day
+as admin $python -m clickstream_spark.tools.report --window day
 
 cat <<EOT
 
 Done in $(($(date +%s) - started))s. Where to look:
   Elasticsearch  curl 'http://127.0.0.1:9200/clickstream_index/_search?q=window:day&size=5&pretty'
+                 secured: curl --cacert .state/secure/ca.pem -u elastic 'https://127.0.0.1:9200/...'
+                 (the password: ES_PASSWORD in .state/secure/admin.env, every admin credential too)
   Report         make report: an HTML page with charts, and their PNGs, in .state/reports/
   Cassandra      clickstream.events, clickstream.quarantine (bad events and why), clickstream.changed_windows
   Spark UI       http://127.0.0.1:4040 while a job runs (named query "clickstream_ingest", job descriptions)

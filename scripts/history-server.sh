@@ -6,6 +6,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 logs=$(.venv/bin/python -c 'from clickstream_spark.config import load_config; from clickstream_spark.session import event_log_conf; print(event_log_conf(load_config())["spark.eventLog.dir"])')
 echo "Spark History Server on http://127.0.0.1:18080 reading $logs (Ctrl-C stops it)"
+export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}  # the UI binds to it (all interfaces otherwise)
 # The stream's event log rolls (clickstream_spark.session.stream_conf): the server compacts all
 # but its 2 newest parts (finished jobs dropped), and deletes logs of applications that ended
 # more than 30 days ago (the hourly aggregations). See README, "A stream that runs for months".

@@ -6,8 +6,9 @@ background processes, and keep every file under ``.state/``. Run it with the pro
 
     .venv/bin/python stack/stackctl.py fetch     # download the servers (once)
     .venv/bin/python stack/stackctl.py up        # start them, wait until ready, bootstrap
+    .venv/bin/python stack/stackctl.py up --secure   # the same servers secured (TLS, users)
     .venv/bin/python stack/stackctl.py status
-    .venv/bin/python stack/stackctl.py down
+    .venv/bin/python stack/stackctl.py down      # stops either
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stacklib import StackError, lifecycle, run_command
 from stacklib.console import log_tail, report, say, show
@@ -26,13 +28,17 @@ from stacklib.fetch import Fetcher
 from stacklib.java import Java, find_java
 from stacklib.layout import Layout, read_versions
 from stacklib.procs import alive
+from stacklib.secure import ADMIN, SecureFiles, ensure_secure_files, read_env_file
 from stacklib.servers import SERVER_NAMES, Server, make_servers
+
+if TYPE_CHECKING:
+    from clickstream_spark.config import Config
 
 PROG = "stackctl"
 
 
-def environment() -> tuple[Layout, dict[str, str], Java]:
-    layout = Layout()
+def environment(secure: bool = False) -> tuple[Layout, dict[str, str], Java]:
+    layout = Layout(secure=secure)
     versions = read_versions(layout)
     return layout, versions, find_java(int(versions["JAVA_MAJOR"]))
 
@@ -82,13 +88,17 @@ def require_fetched(servers: Iterable[Server], fetcher: Fetcher) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    layout, versions, java = environment()
+    layout, versions, java = environment(args.secure)
     servers = make_servers(args.servers, layout, java)
     running = {s.name: pid for s in servers if (pid := lifecycle.running_pid(s))}
+    require_mode(servers, running, args.secure)
     to_start = [s for s in servers if s.name not in running]
     require_fetched(to_start, Fetcher(layout, versions, java))
     for server in to_start:  # every port is checked before anything starts
         lifecycle.check_ports_free(server)
+    if args.secure:
+        for line in ensure_secure_files(layout, load_stack_config()):
+            say(f"secure: made {line}")
 
     def bring_up(server: Server) -> None:
         timeout_s = args.timeout or server.ready_timeout_s
@@ -111,30 +121,64 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0 if len(ready) == len(servers) else 1
 
 
+def require_mode(servers: list[Server], running: dict[str, int], secure: bool) -> None:
+    """Servers already running must belong to the stack asked for (plaintext or secure)."""
+    wanted = lifecycle.mode_name(secure)
+    other = [s.name for s in servers if s.name in running and lifecycle.running_mode(s) != wanted]
+    if other:
+        names = " ".join(other)
+        raise StackError(
+            f"{names}: running as the {'plaintext' if secure else 'secure'} stack; "
+            f"stop it first (stackctl down {names})"
+        )
+
+
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    layout = Layout()
-    servers = make_servers(args.servers, layout)
+    servers = make_servers(args.servers, Layout())
     down = [s.name for s in servers if not lifecycle.status(s).up]
     if down:
         raise StackError(f"{' '.join(down)}: not up (stackctl up {' '.join(down)})")
+    modes = {lifecycle.running_mode(s) for s in servers}
+    if len(modes) > 1:
+        raise StackError("some servers run secured and some not: bootstrap them one by one")
+    layout = Layout(secure=modes == {"secure"})
+    servers = make_servers(args.servers, layout)
     return 0 if len(run_bootstrap(servers, layout)) == len(servers) else 1
 
 
-def run_bootstrap(servers: list[Server], layout: Layout) -> list[Server]:
-    """Bootstrap each server; the ones that succeeded (failures are reported as they happen)."""
+def load_stack_config(env: dict[str, str] | None = None) -> Config:
+    """The project's config with the local stack's overlay (one node each)."""
     from clickstream_spark.config import LOCAL_STACK_CONFIG_FILE, ConfigError, load_config
-    from stacklib.bootstrap import bootstrap_server
 
     try:
-        config = load_config(overlay=LOCAL_STACK_CONFIG_FILE)  # the local stack: one node each
+        return load_config(env=env, overlay=LOCAL_STACK_CONFIG_FILE)
     except ConfigError as exc:
         raise StackError(f"config: {exc}") from None
 
+
+def run_bootstrap(servers: list[Server], layout: Layout) -> list[Server]:
+    """Bootstrap each server; the ones that succeeded (failures are reported as they happen).
+    The secured stack is bootstrapped as its admin (admin.env)."""
+    from stacklib.bootstrap import bootstrap_server
+
+    files = SecureFiles(layout) if layout.secure else None
+    env = {**os.environ, **read_env_file(files.env_file(ADMIN))} if files else None
+    config = load_stack_config(env)
+
     def bootstrap(server: Server) -> None:
-        for line in bootstrap_server(server.name, config, layout.root):
+        for line in bootstrap_server(server.name, config, layout.root, files):
             say(f"{server.name}: {line}")
 
     return run_concurrently(servers, bootstrap)
+
+
+def cmd_secure_files(args: argparse.Namespace) -> int:
+    layout = Layout(secure=True)
+    made = ensure_secure_files(layout, load_stack_config())
+    for line in made:
+        say(f"made {line}")
+    say(f"{show(layout.secure_dir)}: CA, certificates, and the users' env files (admin.env, ...)")
+    return 0
 
 
 def run_concurrently(servers: list[Server], action: Callable[[Server], None]) -> list[Server]:
@@ -192,11 +236,11 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     statuses = [lifecycle.status(s) for s in make_servers(args.servers, Layout())]
     for st in statuses:
-        say(
-            status_line(
-                st.server.name, st.state, str(st.server.port), st.pid, st.rss_kb, st.peak_rss_kb
-            )
+        line = status_line(
+            st.server.name, st.state, str(st.server.port), st.pid, st.rss_kb, st.peak_rss_kb
         )
+        secure = st.pid is not None and lifecycle.running_mode(st.server) == "secure"
+        say(f"{line}  secure" if secure else line)
     running = [st for st in statuses if st.pid is not None]
     if len(running) > 1:
         rss, peak = sum(st.rss_kb for st in running), sum(st.peak_rss_kb for st in running)
@@ -217,7 +261,10 @@ def status_line(
 
 def cmd_is_up(args: argparse.Namespace) -> int:
     servers = make_servers(args.servers, Layout())
-    return 0 if all(lifecycle.status(s).up for s in servers) else 1
+    up = all(lifecycle.status(s).up for s in servers)
+    if up and args.mode is not None:
+        up = all(lifecycle.running_mode(s) == args.mode for s in servers)
+    return 0 if up else 1
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -303,6 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
     subs["up"].add_argument(
         "--no-bootstrap", dest="bootstrap", action="store_false",
         help="do not create the topic, schema and index templates",
+    )  # fmt: skip
+    subs["up"].add_argument(
+        "--secure", action="store_true",
+        help="the secured stack: TLS, SCRAM/password users, ACLs and grants; env files "
+        "for each user in .state/secure/",
+    )  # fmt: skip
+    subs["is-up"].add_argument(
+        "--mode", choices=("plaintext", "secure"), help="and running as this stack"
+    )
+    command(
+        "secure-files", cmd_secure_files,
+        "make the secured stack's CA, certificates, passwords and env files (.state/secure/)",
     )  # fmt: skip
 
     sub = command("logs", cmd_logs, "print the end of a server's log")

@@ -33,7 +33,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from clickstream_spark.aggregate.shelves import Shelf, Step
-from clickstream_spark.config import ElasticsearchConfig
+from clickstream_spark.config import Config, ElasticsearchConfig
+from clickstream_spark.elastic import require_index_privileges
 from clickstream_spark.schema import METRICS_SCHEMA
 from clickstream_spark.windows import Window
 
@@ -44,8 +45,19 @@ ID_COLUMN = "_doc_id"
 DOCUMENT_FIELDS = (*METRICS_SCHEMA.fieldNames(), "computed_at")
 
 
+# What publishing does on the alias and its concrete indices: create and delete indices, write and
+# read documents, and move the alias (which takes `manage`; it also covers refresh and mappings).
+INDEX_PRIVILEGES = ("create_index", "delete_index", "read", "write", "manage")
+
+
 class PublishError(RuntimeError):
     """The new result could not be published; the alias still serves the previous one."""
+
+
+def check_publish_access(es: Elasticsearch, config: Config) -> None:
+    """Fail before reading or computing anything if Elasticsearch would refuse to publish."""
+    alias = config.elasticsearch.index
+    require_index_privileges(es, config, [alias, f"{alias}-*"], INDEX_PRIVILEGES)
 
 
 def _iso_utc(timestamp: Column) -> Column:

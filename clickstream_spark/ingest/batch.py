@@ -16,6 +16,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from clickstream_spark.access import explain
 from clickstream_spark.config import Config
 from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.events_table import to_table_rows
@@ -108,10 +109,11 @@ class _MicroBatch:
             append_to_table(frame, self.config, table, options)
         except Exception as exc:
             cassandra = self.config.cassandra
+            refused = explain(exc, self.config)
             raise SinkError(
                 f"micro-batch {self.batch_id} not written to Cassandra at {cassandra.endpoints} "
                 f"({cassandra.keyspace}.{table}; the next start replays it): "
-                f"{root_cause_line(exc)}"
+                f"{refused or root_cause_line(exc)}"
             ) from exc
 
 

@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from clickstream_spark.access import explain
 from clickstream_spark.config import Config, StreamConfig
 from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.ingest.batch import BatchSummary, write_batch
@@ -64,6 +65,9 @@ def check_tables(spark: SparkSession, config: Config) -> None:
             read_table(spark, config, table)
         except Exception as exc:
             cause = root_cause_line(exc)
+            refused = explain(exc, config)
+            if refused:
+                raise SinkError(f"cannot write to {keyspace}.{table}: {refused}") from exc
             raise SinkError(
                 f"cannot write to {keyspace}.{table} in Cassandra at "
                 f"{config.cassandra.endpoints} (its tables come from conf/cassandra/*.cql, "

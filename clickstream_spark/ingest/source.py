@@ -7,13 +7,14 @@ import json
 from pyspark.sql import DataFrame, SparkSession
 
 from clickstream_spark.config import Config
+from clickstream_spark.kafka_clients import spark_source_options
 
 
 def kafka_source(spark: SparkSession, config: Config) -> DataFrame:
     """The topic as a stream of Kafka rows; losing data (e.g. retention) fails the query."""
     source = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
+        .options(**spark_source_options(config.kafka))
         .option("subscribe", config.kafka.topic)
         .option("startingOffsets", config.stream.starting_offsets)
         .option("failOnDataLoss", "true")
@@ -31,7 +32,7 @@ def kafka_range(
     topic = config.kafka.topic
     return (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
+        .options(**spark_source_options(config.kafka))
         .option("assign", json.dumps({topic: sorted(offsets)}))
         .option(
             "startingOffsets", json.dumps({topic: {str(p): a for p, (a, _) in offsets.items()}})

@@ -1,21 +1,24 @@
 """Idempotent bootstrap of a running stack: the Kafka topic, the Cassandra schema (every
 conf/cassandra/*.cql in lexical order, the keyspace's replication from the config) and the
 Elasticsearch index templates (conf/elasticsearch/<name>.template.json, their replicas from the
-config). Endpoints come from the project's typed config.
+config). Endpoints (and, for the secured stack, the admin's credentials and CA) come from the
+project's typed config; the secured stack's users and permissions follow
+(stacklib.secure_bootstrap).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.cassandra_schema import cql_scripts
 from clickstream_spark.config import CassandraConfig, Config, ElasticsearchConfig, KafkaConfig
+from clickstream_spark.elastic import es_client
+from clickstream_spark.kafka_clients import librdkafka_config
 from stacklib import StackError
+from stacklib.secure import SecureFiles
 
 ADMIN_TIMEOUT_S = 30
 
@@ -28,7 +31,7 @@ def ensure_topic(config: KafkaConfig) -> str:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": config.bootstrap_servers, "log_level": 0})
+    admin = AdminClient({**librdkafka_config(config), "log_level": 0})
     try:
         existing = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics.get(config.topic)
         if existing is not None and existing.error is None:
@@ -60,8 +63,6 @@ def _describe_existing_topic(config: KafkaConfig, partitions: int) -> str:
 def apply_cql_files(config: CassandraConfig, folder: Path) -> list[str]:
     """Run every statement of every ``*.cql`` file in ``folder``, in lexical order, for the
     configured keyspace."""
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
     from cassandra.policies import RoundRobinPolicy
 
     try:
@@ -70,16 +71,9 @@ def apply_cql_files(config: CassandraConfig, folder: Path) -> list[str]:
         raise StackError(f"cassandra: {exc}") from None
     if not scripts:
         return [f"no *.cql file in {folder}"]
-    auth = None
-    if config.username:
-        auth = PlainTextAuthProvider(username=config.username, password=config.password or "")
     logging.getLogger("cassandra").setLevel(logging.ERROR)
-    cluster = Cluster(
-        [host.strip() for host in config.hosts.split(",")],
-        port=config.port,
-        auth_provider=auth,
-        load_balancing_policy=RoundRobinPolicy(),
-        connect_timeout=10,
+    cluster = cassandra_cluster(
+        config, load_balancing_policy=RoundRobinPolicy(), connect_timeout=10
     )
     try:
         session = cluster.connect()
@@ -136,56 +130,46 @@ def put_index_templates(config: ElasticsearchConfig, folder: Path) -> list[str]:
 
 
 def _put_template(config: ElasticsearchConfig, path: Path) -> str:
+    from elasticsearch import ApiError, TransportError
+
     name = path.name.removesuffix(TEMPLATE_SUFFIX)
     try:
-        template = json.loads(path.read_bytes())
+        body = json.loads(path.read_bytes())
     except ValueError as exc:
         raise StackError(f"{path}: not valid JSON: {exc}") from None
-    settings = template.setdefault("template", {}).setdefault("settings", {})
+    settings = body.setdefault("template", {}).setdefault("settings", {})
     settings["number_of_replicas"] = config.number_of_replicas
-    body = json.dumps(template).encode()
-    request = urllib.request.Request(
-        f"{config.url}/_index_template/{name}",
-        data=body,
-        method="PUT",
-        headers={"Content-Type": "application/json", **_basic_auth(config)},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT_S):
-            pass
-    except urllib.error.HTTPError as exc:
+        with es_client(config, request_timeout=ADMIN_TIMEOUT_S) as es:
+            es.indices.put_index_template(name=name, **body)
+    except ApiError as exc:
         raise StackError(
-            f"elasticsearch: index template {name} refused ({exc.code}): {_es_reason(exc)}"
+            f"elasticsearch: index template {name} refused ({exc.meta.status}): {exc.message}"
         ) from None
-    except (urllib.error.URLError, OSError) as exc:
+    except TransportError as exc:
         raise StackError(f"elasticsearch: cannot reach {config.url}: {exc}") from None
     return f"index template {name} ({config.number_of_replicas} replicas)"
-
-
-def _basic_auth(config: ElasticsearchConfig) -> dict[str, str]:
-    if not config.username:
-        return {}
-    token = base64.b64encode(f"{config.username}:{config.password or ''}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-def _es_reason(error: urllib.error.HTTPError) -> str:
-    try:
-        return json.loads(error.read())["error"]["reason"]
-    except (ValueError, KeyError, TypeError):
-        return error.reason
 
 
 # --- dispatch -----------------------------------------------------------------------------------
 
 
-def bootstrap_server(name: str, config: Config, project_root: Path) -> list[str]:
-    """Bootstrap the server ``name``; one line per thing found or done."""
+def bootstrap_server(
+    name: str, config: Config, project_root: Path, secure: SecureFiles | None = None
+) -> list[str]:
+    """Bootstrap the server ``name`` (with ``secure``: the secured stack's, as its admin, users
+    and permissions included); one line per thing found or done."""
+    from stacklib import secure_bootstrap as guard
+
     conf = project_root / "conf"
     if name == "kafka":
-        return [ensure_topic(config.kafka)]
+        lines = [ensure_topic(config.kafka)]
+        return lines + (guard.secure_kafka(config) if secure else [])
     if name == "cassandra":
-        return apply_cql_files(config.cassandra, conf / "cassandra")
+        lines = guard.replace_default_superuser(config.cassandra, secure) if secure else []
+        lines += apply_cql_files(config.cassandra, conf / "cassandra")
+        return lines + (guard.secure_cassandra(config, secure) if secure else [])
     if name == "elasticsearch":
-        return put_index_templates(config.elasticsearch, conf / "elasticsearch")
+        lines = put_index_templates(config.elasticsearch, conf / "elasticsearch")
+        return lines + (guard.secure_elasticsearch(config, secure) if secure else [])
     raise ValueError(f"unknown server {name!r}")

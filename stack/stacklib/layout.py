@@ -7,6 +7,8 @@ Everything the stack downloads or writes is under ``.state/`` (git-ignored)::
     .state/data/<server>/        the servers' data
     .state/logs/<server>.log     each server's console output
     .state/run/<server>.pid      the pid of each running server
+    .state/secure/               the secured stack: CA, certificates, users' environment files,
+                                 and its own conf/ and data/ (see stacklib.secure)
 """
 
 from __future__ import annotations
@@ -27,10 +29,21 @@ REQUIRED_VERSIONS = ("JAVA_MAJOR", "KAFKA_VERSION", "CASSANDRA_VERSION", "ELASTI
 @dataclass(frozen=True)
 class Layout:
     root: Path = PROJECT_ROOT
+    # The secured stack keeps its configuration and data apart: the two never share a data
+    # folder (a broker formatted without SCRAM users, a node without roles).
+    secure: bool = False
 
     @property
     def state(self) -> Path:
         return self.root / ".state"
+
+    @property
+    def secure_dir(self) -> Path:
+        return self.state / "secure"
+
+    @property
+    def _mode_root(self) -> Path:
+        return self.secure_dir if self.secure else self.state
 
     @property
     def versions_file(self) -> Path:
@@ -40,10 +53,10 @@ class Layout:
         return self.state / "dist" / server
 
     def rendered_conf(self, server: str) -> Path:
-        return self.state / "conf" / server
+        return self._mode_root / "conf" / server
 
     def data(self, server: str) -> Path:
-        return self.state / "data" / server
+        return self._mode_root / "data" / server
 
     def tmp(self, server: str) -> Path:
         return self.state / "tmp" / server
@@ -57,6 +70,10 @@ class Layout:
 
     def pid_file(self, server: str) -> Path:
         return self.state / "run" / f"{server}.pid"
+
+    def mode_file(self, server: str) -> Path:
+        """Which stack (plaintext or secure) the running server belongs to."""
+        return self.state / "run" / f"{server}.mode"
 
     def conf_template(self, server: str, name: str) -> Path:
         return self.root / "conf" / "stack" / server / name
@@ -92,13 +109,22 @@ def read_versions(layout: Layout) -> dict[str, str]:
     return versions
 
 
-def render_template(template: Path, destination: Path, values: dict[str, object]) -> None:
-    """Copy ``template`` to ``destination``, replacing each ``@NAME@`` with ``values[NAME]``."""
+def render_text(template: Path, values: dict[str, object]) -> str:
+    """The text of ``template`` with each ``@NAME@`` replaced by ``values[NAME]``."""
     text = template.read_text(encoding="utf-8")
     for name, value in values.items():
         text = text.replace(f"@{name}@", str(value))
     leftover = set(_TOKEN.findall(text))
     if leftover:
         raise StackError(f"{template}: unknown token(s) {', '.join(sorted(leftover))}")
+    return text
+
+
+def render_template(
+    template: Path, destination: Path, values: dict[str, object], append: bool = False
+) -> None:
+    """Copy ``template`` to ``destination`` (or append it), replacing each ``@NAME@``."""
+    text = render_text(template, values)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_text(text, encoding="utf-8")
+    with destination.open("a" if append else "w", encoding="utf-8") as out:
+        out.write(text)

@@ -126,7 +126,20 @@ def launch(server: Server) -> Launch:
     pid_file = server.layout.pid_file(server.name)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{process.pid}\n")
+    server.layout.mode_file(server.name).write_text(mode_name(server.layout.secure) + "\n")
     return Launch(server, process, log_since, started_at)
+
+
+def mode_name(secure: bool) -> str:
+    return "secure" if secure else "plaintext"
+
+
+def running_mode(server: Server) -> str:
+    """Which stack the running ``server`` belongs to: "secure" or "plaintext"."""
+    try:
+        return server.layout.mode_file(server.name).read_text().strip() or "plaintext"
+    except FileNotFoundError:
+        return "plaintext"
 
 
 def wait_ready(
@@ -174,6 +187,7 @@ def stop(server: Server) -> float | None:
         targets.add(pid)
     terminate(server.name, pid, targets, {p.pid for p in processes}, STOP_TIMEOUT_S, KILL_TIMEOUT_S)
     server.layout.pid_file(server.name).unlink(missing_ok=True)
+    server.layout.mode_file(server.name).unlink(missing_ok=True)
     return time.monotonic() - started
 
 

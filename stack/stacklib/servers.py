@@ -8,12 +8,10 @@ Starting, stopping and waiting are generic (see :mod:`stacklib.lifecycle`).
 from __future__ import annotations
 
 import base64
-import json
-import logging
 import os
+import shutil
+import ssl
 import subprocess
-import urllib.error
-import urllib.request
 import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -22,13 +20,16 @@ from typing import ClassVar
 from stacklib import StackError
 from stacklib.accounts import (
     Account,
+    give_tree,
     give_tree_if_needed,
     require_traversable,
     service_account,
 )
 from stacklib.java import Java
 from stacklib.layout import Layout, render_template
+from stacklib.probes import DEFAULT_SUPERUSER, cql_answers, http_json
 from stacklib.procs import Process, port_accepts
+from stacklib.secure import ADMIN, KAFKA_BROKER_PRINCIPAL, KAFKA_SASL_MECHANISM, USERS, SecureFiles
 
 LOOPBACK = "127.0.0.1"
 
@@ -94,6 +95,17 @@ class Server(ABC):
         render_template(self.layout.conf_template(self.name, template), destination, values)
         return destination
 
+    def append_security(self, config: Path, fragment: str, values: dict[str, object]) -> None:
+        """Append the secured stack's settings (``fragment``) to a rendered ``config``, which
+        then holds secrets: only its owner may read it."""
+        template = self.layout.conf_template(self.name, fragment)
+        render_template(template, config, values, append=True)
+        config.chmod(0o600)
+
+    @property
+    def secure_files(self) -> SecureFiles:
+        return SecureFiles(self.layout)
+
     @abstractmethod
     def prepare(self) -> None:
         """Write the configuration and do one-time initialisation (before every start)."""
@@ -128,10 +140,32 @@ class Kafka(Server):
     def prepare(self) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
         self.render("log4j2.properties", {})
-        self.render(
+        secure = self.layout.secure
+        config = self.render(
             "server.properties",
-            {"PORT": self.port, "CONTROLLER_PORT": self.other_ports[0], "DATA_DIR": self.data},
+            {
+                "PORT": self.port,
+                "CONTROLLER_PORT": self.other_ports[0],
+                "DATA_DIR": self.data,
+                # Secured: SASL over TLS for clients, TLS with client certificates between the
+                # broker and its controller.
+                "CLIENT_PROTOCOL": "SASL_SSL" if secure else "PLAINTEXT",
+                "CONTROLLER_PROTOCOL": "SSL" if secure else "PLAINTEXT",
+            },
         )
+        if secure:
+            files = self.secure_files
+            self.append_security(
+                config,
+                "security.properties",
+                {
+                    "ADMIN_USER": ADMIN.kafka,
+                    "ADMIN_PASSWORD": files.password(ADMIN),
+                    "KEYSTORE": files.kafka_pem,
+                    "CA": files.ca,
+                    "BROKER_PRINCIPAL": KAFKA_BROKER_PRINCIPAL,
+                },
+            )
         if not (self.data / "meta.properties").exists():
             self._format_storage()
 
@@ -160,7 +194,7 @@ class Kafka(Server):
         command = [
             self.java.java, *self._classpath_and_logging(), "kafka.tools.StorageTool", "format",
             "--cluster-id", _kafka_cluster_id(), "--config", str(self.conf / "server.properties"),
-            "--standalone",
+            "--standalone", *self._scram_users(),
         ]  # fmt: skip
         with self.log_file.open("ab") as log:
             try:
@@ -171,6 +205,22 @@ class Kafka(Server):
                 raise StackError("kafka storage format did not finish within 120 s") from None
         if result.returncode != 0:
             raise StackError(f"kafka storage format failed: see {self.log_file}")
+
+    def _scram_users(self) -> list[str]:
+        """Secured: every user's SCRAM credential, written into the metadata at format time
+        (KRaft has no other way to create the first one)."""
+        if not self.layout.secure:
+            return []
+        files = self.secure_files
+        return [
+            arg
+            for user in USERS
+            if user.kafka
+            for arg in (
+                "--add-scram",
+                f"{KAFKA_SASL_MECHANISM}=[name={user.kafka},password={files.password(user)}]",
+            )
+        ]
 
 
 def _kafka_cluster_id() -> str:
@@ -196,10 +246,20 @@ class Cassandra(Server):
             (self.data / folder).mkdir(parents=True, exist_ok=True)
         self._cassandra_logs.mkdir(parents=True, exist_ok=True)
         self.render("logback.xml", {})
-        self.render(
+        config = self.render(
             "cassandra.yaml",
             {"PORT": self.port, "STORAGE_PORT": self.other_ports[0], "DATA_DIR": self.data},
         )
+        if self.layout.secure:
+            files = self.secure_files
+            self.append_security(
+                config,
+                "security.yaml",
+                {
+                    "KEYSTORE": files.cassandra_keystore,
+                    "KEYSTORE_PASSWORD": files.keystore_password,
+                },
+            )
 
     def command(self) -> list[str]:
         jvm_options = self.layout.conf_template(self.name, f"jvm{self.java.major}-server.options")
@@ -221,12 +281,24 @@ class Cassandra(Server):
             "-Dcassandra.ring_delay_ms=1000",
             "-Dcassandra.initial_token_allocation_wait_ms=0",
             "-Dcassandra.memtable.row_overhead_size=180",
+            # Secured: the default superuser exists at once, for bootstrap to replace it.
+            *(["-Dcassandra.superuser_setup_delay_ms=0"] if self.layout.secure else []),
             "-cp", str(self.dist / "lib" / "*"),
             "org.apache.cassandra.service.CassandraDaemon",
         ]  # fmt: skip
 
     def is_ready(self, log_since: int) -> bool:
-        return port_accepts(self.port) and _cql_answers(LOOPBACK, self.port)
+        if not port_accepts(self.port):
+            return False
+        if not self.layout.secure:
+            return cql_answers(LOOPBACK, self.port)
+        # Secured: the admin once bootstrap made it, the default superuser before.
+        files = self.secure_files
+        context = ssl.create_default_context(cafile=files.ca)
+        return any(
+            cql_answers(LOOPBACK, self.port, credentials, context)
+            for credentials in ((ADMIN.cassandra, files.password(ADMIN)), DEFAULT_SUPERUSER)
+        )
 
     @property
     def _cassandra_logs(self) -> Path:
@@ -238,29 +310,6 @@ class Cassandra(Server):
         if not jars:
             raise StackError(f"no jamm jar in {self.dist / 'lib'}: run stackctl fetch")
         return jars[-1]
-
-
-def _cql_answers(host: str, port: int) -> bool:
-    """True if the node runs a CQL query (the port opens before the node serves queries)."""
-    from cassandra.cluster import Cluster  # slow import: only when needed
-    from cassandra.policies import RoundRobinPolicy
-
-    logging.getLogger("cassandra").setLevel(logging.CRITICAL)  # expected failures while starting
-    cluster = Cluster(
-        [host],
-        port=port,
-        connect_timeout=3,
-        control_connection_timeout=3,
-        load_balancing_policy=RoundRobinPolicy(),
-    )
-    try:
-        session = cluster.connect()
-        session.execute("SELECT release_version FROM system.local", timeout=5)
-        return True
-    except Exception:  # NoHostAvailable, timeouts, a node still bootstrapping: "not yet"
-        return False
-    finally:
-        cluster.shutdown()
 
 
 class Elasticsearch(Server):
@@ -280,13 +329,22 @@ class Elasticsearch(Server):
     def working_dir(self) -> Path:
         return self._es_logs  # the JVM writes gc.log into its working directory
 
+    @property
+    def config_dir(self) -> Path:
+        """ES_PATH_CONF. The plaintext stack's configuration lives in the distribution (where
+        Elasticsearch writes its keystore); the secured stack's in a copy of its own, with its
+        certificates and a keystore holding the superuser's bootstrap password."""
+        return self.conf if self.layout.secure else self.dist / "config"
+
     def prepare(self) -> None:
         account = self.account()
         require_traversable(self.dist, account)
-        for folder in (self.data, self._es_logs, self._tmp):
+        secure = self.layout.secure
+        for folder in (self.data, self._es_logs, self._tmp, self.config_dir):
             folder.mkdir(parents=True, exist_ok=True)
             give_tree_if_needed(folder, account)
-        # The configuration lives in the distribution: Elasticsearch writes its keystore there.
+        if secure:
+            self._prepare_secure_config(account)
         config = self.render(
             "elasticsearch.yml",
             {
@@ -294,17 +352,65 @@ class Elasticsearch(Server):
                 "TRANSPORT_PORT": self.other_ports[0],
                 "DATA_DIR": self.data,
                 "LOGS_DIR": self._es_logs,
+                "SECURITY_ENABLED": str(secure).lower(),
             },
-            into=self.dist / "config",
+            into=self.config_dir,
         )
+        if secure:
+            self.append_security(config, "security.yml", {})
         if account is not None:
             os.chown(config, account.uid, account.gid)
+
+    def _prepare_secure_config(self, account: Account | None) -> None:
+        """The distribution's other config files, the certificates, and once the keystore."""
+        shipped = self.dist / "config"
+        for item in shipped.iterdir():
+            target = self.config_dir / item.name
+            if item.name in ("elasticsearch.yml", "elasticsearch.keystore") or target.exists():
+                continue
+            if item.is_dir():
+                shutil.copytree(item, target)
+            else:
+                shutil.copy2(item, target)
+        files = self.secure_files
+        certs = self.config_dir / "certs"
+        certs.mkdir(mode=0o700, exist_ok=True)
+        for source, name in (
+            (files.ca, "ca.pem"),
+            (files.key(self.name), "elasticsearch.key"),
+            (files.cert(self.name), "elasticsearch.crt"),
+        ):
+            shutil.copyfile(source, certs / name)
+            (certs / name).chmod(0o600)
+        give_tree(self.config_dir, account)
+        if not (self.config_dir / "elasticsearch.keystore").exists():
+            self._keystore_command("create")
+            self._keystore_command("add", "-x", "bootstrap.password", stdin=files.password(ADMIN))
+
+    def _keystore_command(self, *args: str, stdin: str = "") -> None:
+        account = self.account()
+        done = subprocess.run(
+            [str(self.dist / "bin" / "elasticsearch-keystore"), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.environment(),
+            cwd=self._tmp,
+            user=account.uid if account else None,
+            group=account.gid if account else None,
+            extra_groups=[] if account else None,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).strip().splitlines()
+            raise StackError(f"elasticsearch-keystore {args[0]} failed: {output[-1:]}")
 
     def environment(self) -> dict[str, str]:
         return {
             **os.environ,
             "ES_JAVA_HOME": str(self.java.home),
-            "ES_PATH_CONF": str(self.dist / "config"),
+            "ES_PATH_CONF": str(self.config_dir),
             "ES_TMPDIR": str(self._tmp),
             # Elasticsearch pre-touches its whole heap by default: -AlwaysPreTouch lets an idle
             # node stay small (bootstrap checks are warnings only on loopback).
@@ -318,13 +424,27 @@ class Elasticsearch(Server):
     def is_ready(self, log_since: int) -> bool:
         if not port_accepts(self.port):
             return False
-        health = _http_json(f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=1s")
-        root = _http_json(f"{self.url}/")
+        options = self._client_options()
+        health = http_json(
+            f"{self.url}/_cluster/health?wait_for_status=yellow&timeout=1s", **options
+        )
+        root = http_json(f"{self.url}/", **options)
         return bool(health and health.get("status") in ("yellow", "green") and root)
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self.layout.secure else 'http'}://{LOOPBACK}:{self.port}"
+
+    def _client_options(self) -> dict:
+        """Secured: the local CA and the superuser's credentials."""
+        if not self.layout.secure:
+            return {}
+        files = self.secure_files
+        token = base64.b64encode(f"{ADMIN.elasticsearch}:{files.password(ADMIN)}".encode())
+        return {
+            "context": ssl.create_default_context(cafile=files.ca),
+            "headers": {"Authorization": f"Basic {token.decode()}"},
+        }
 
     @property
     def _es_logs(self) -> Path:
@@ -334,15 +454,6 @@ class Elasticsearch(Server):
     @property
     def _tmp(self) -> Path:
         return self.layout.tmp(self.name)
-
-
-def _http_json(url: str, timeout_s: float = 5) -> dict | None:
-    """The JSON object answered with a 2xx by ``url``, or None on any failure."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return json.loads(response.read() or b"{}")
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 SERVER_CLASSES: tuple[type[Server], ...] = (Kafka, Cassandra, Elasticsearch)

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import functools
+import os
 import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cassandra.cluster import Cluster, Session
+from cassandra.cluster import Session
 from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.config import Config
+from clickstream_spark.cql import cassandra_cluster
+from clickstream_spark.config import Config, load_config
 from clickstream_spark.elastic import es_client
+from clickstream_spark.kafka_clients import librdkafka_config
 from tests.integration.pipeline import OpenPipeline, Pipeline, isolated_pipeline
+from tests.integration.servers import admin_env, stack_is_secure
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    """The stack's config; on the secured stack as its admin (admin.env), so that the tests' own
+    clients can set up and read everything. The jobs run as their own users."""
+    return load_config(env={**os.environ, **admin_env()}) if stack_is_secure() else load_config()
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +43,14 @@ def run_id() -> str:
 
 @pytest.fixture(scope="session")
 def kafka_admin(config: Config) -> AdminClient:
-    admin = AdminClient({"bootstrap.servers": config.kafka.bootstrap_servers})
+    admin = AdminClient(librdkafka_config(config.kafka))
     admin.list_topics(timeout=10)  # fails fast when the broker is down
     return admin
 
 
 @pytest.fixture(scope="session")
 def cassandra(config: Config) -> Iterator[Session]:
-    cluster = Cluster(config.cassandra.hosts.split(","), port=config.cassandra.port)
+    cluster = cassandra_cluster(config.cassandra)
     session = cluster.connect()
     yield session
     cluster.shutdown()

@@ -97,6 +97,13 @@ class Pipeline:
     work: Path
     env: dict[str, str] = field(default_factory=dict)
     master: str = "local[2]"  # or a cluster's URL, e.g. spark://127.0.0.1:7077
+    # Variables of one program only ("generate", "stream", "aggregate"), over ``env``: each job's
+    # own user on a secured stack.
+    job_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)  # of every program run to completion
+
+    def env_of(self, program: str) -> dict[str, str]:
+        return {**self.env, **self.job_env.get(program, {})}
 
     @property
     def event_log_dir(self) -> Path:
@@ -112,7 +119,11 @@ class Pipeline:
             "--topic", self.topic, "--events", str(events), "--seed", str(seed),
             "--output", str(output), "--no-progress", *extra,
         ]  # fmt: skip
-        subprocess.run(cmd, cwd=PROJECT_ROOT, env=self.env, check=True, capture_output=True)
+        done = subprocess.run(
+            cmd, cwd=PROJECT_ROOT, env=self.env_of("generate"), capture_output=True, text=True
+        )
+        self.outputs.append(done.stdout + done.stderr)
+        assert done.returncode == 0, f"generator exited {done.returncode}:\n{done.stderr[-3000:]}"
         return read_messages(output)
 
     def send(
@@ -182,12 +193,13 @@ class Pipeline:
         done = subprocess.run(
             self.command(job, *args),
             cwd=PROJECT_ROOT,
-            env=self.env,
+            env=self.env_of(job),
             capture_output=True,
             text=True,
             timeout=JOB_TIMEOUT_S,
             check=False,
         )
+        self.outputs.append(done.stdout + done.stderr)
         return done.returncode, done.stdout + done.stderr
 
     def run(self, job: str, *args: str) -> str:
@@ -224,7 +236,7 @@ class Pipeline:
         return subprocess.Popen(
             self.command(job, *args, conf=conf),
             cwd=PROJECT_ROOT,
-            env={**self.env, **(env or {})},
+            env={**self.env_of(job), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from cassandra.cluster import Session
 from stacklib import lifecycle
 from stacklib.layout import Layout
+from stacklib.secure import ADMIN, SecureFiles, read_env_file
 from stacklib.servers import make_servers
 
 from clickstream_spark.config import PROJECT_ROOT
@@ -101,3 +102,17 @@ def restored(name: str, cassandra: Session | None = None) -> Iterator[None]:
             start_server(name)
         if cassandra is not None:
             wait_for_cassandra(cassandra)
+
+
+def stack_is_secure() -> bool:
+    """True if every server runs as the secured stack (``stackctl up --secure``)."""
+    servers = make_servers([], Layout())
+    return all(
+        lifecycle.running_pid(s) is not None and lifecycle.running_mode(s) == "secure"
+        for s in servers
+    )
+
+
+def admin_env() -> dict[str, str]:
+    """The secured stack admin's variables (.state/secure/admin.env)."""
+    return read_env_file(SecureFiles(Layout(secure=True)).env_file(ADMIN))

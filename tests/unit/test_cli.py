@@ -143,9 +143,9 @@ def test_other_libraries_chains_are_not_repeated() -> None:
     )
 
 
-def test_a_long_message_is_cut_to_its_first_line_and_400_characters() -> None:
-    line = one_line(RuntimeError("x" * 500 + "\nsecond line"))
-    assert line == "x" * 400 + "..."
+def test_a_long_message_is_cut_to_its_first_line_and_600_characters() -> None:
+    line = one_line(RuntimeError("x" * 700 + "\nsecond line"))
+    assert line == "x" * 600 + "..."
 
 
 def test_a_start_error_is_its_own_message_without_a_cause_label() -> None:

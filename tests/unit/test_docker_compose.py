@@ -6,6 +6,7 @@ and interpolates it exactly as `docker compose up` would.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -78,3 +79,51 @@ def test_bootstrap_matches_the_local_stack(compose: dict, config: Config) -> Non
     assert any(
         "conf/elasticsearch" in v for v in map(str, services["elasticsearch-init"]["volumes"])
     )
+
+
+@pytest.fixture(scope="module")
+def secure_compose_text() -> str:
+    result = subprocess.run(
+        [
+            *_compose_command(),
+            *("-f", "docker-compose.yml", "-f", "docker-compose.secure.yml"),
+            *("--env-file", "conf/versions.env", "config"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_secure_override_secures_each_server_on_the_same_ports(
+    secure_compose_text: str, compose: dict
+) -> None:
+    services = yaml.safe_load(secure_compose_text)["services"]
+    for name in ("kafka", "cassandra", "elasticsearch"):
+        assert _published_ports(services[name]) == _published_ports(compose["services"][name])
+    kafka = services["kafka"]["entrypoint"][-1]
+    for setting in (
+        "listeners=SASL_SSL://:9092,",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+    ):
+        assert setting in kafka
+    cassandra = services["cassandra"]["entrypoint"][-1]
+    assert "authenticator: PasswordAuthenticator" in cassandra
+    assert "optional: false" in cassandra
+    es = services["elasticsearch"]["environment"]
+    assert es["xpack.security.enabled"] == "true"
+    assert es["xpack.security.http.ssl.enabled"] == "true"
+
+
+def test_the_secure_override_holds_no_secret(secure_compose_text: str) -> None:
+    """The passwords are read inside the containers from .state/secure, never interpolated."""
+    passwords = PROJECT_ROOT / ".state" / "secure" / "passwords.json"
+    if not passwords.exists():
+        pytest.skip("no .state/secure yet (stackctl secure-files)")
+    for secret in json.loads(passwords.read_text()).values():
+        assert secret not in secure_compose_text

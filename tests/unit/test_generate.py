@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import pytest
 
+from clickstream_spark.config import Config
 from clickstream_spark.ingest.contract import classify
 from clickstream_spark.schema import EPOCH
 from clickstream_spark.tools.generate import (
@@ -232,8 +233,10 @@ class FakeSink:
 
     instances: ClassVar[list[FakeSink]] = []
 
-    def __init__(self, bootstrap_servers: str, topic: str, stats: object) -> None:
-        self.bootstrap_servers, self.topic, self.stats = bootstrap_servers, topic, stats
+    def __init__(self, config: Config, stats: object) -> None:
+        self.bootstrap_servers, self.topic = config.kafka.bootstrap_servers, config.kafka.topic
+        self.stats = stats
+        self.access_error = None
         self.produced: list[tuple[bytes, bytes | None]] = []
         self.unacknowledged = 0
         FakeSink.instances.append(self)

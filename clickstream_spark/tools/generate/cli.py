@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clickstream_spark.tools.generate.bad_messages import BAD_KINDS
 from clickstream_spark.tools.generate.messages import VALID, Message, generate_messages
-from clickstream_spark.tools.generate.sending import KafkaSink, Stats, send
+from clickstream_spark.tools.generate.sending import KafkaAccessError, KafkaSink, Stats, send
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         send(messages, sink=sink, out=out, rate=args.rate, progress=bar, stats=stats)
     except KeyboardInterrupt:
         print("interrupted: flushing what was produced", file=sys.stderr)
+    except KafkaAccessError:
+        pass  # reported below, once flush() returned
     finally:
         bar.close()
         if out is not None:
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             # flush() runs the failure callbacks (stats.failed += 1): read the count after it.
             unacknowledged = sink.flush(120)
             stats.failed += unacknowledged
+    if sink is not None and sink.access_error is not None:
+        print(f"clickstream-generate: error: {sink.refusal()}", file=sys.stderr)
+        return 1
     _summary(stats, time.monotonic() - started, start, end, sink, args)
     return 1 if stats.failed else 0
 
@@ -70,10 +75,10 @@ def _kafka_sink(args: argparse.Namespace, stats: Stats) -> KafkaSink:
         config = load_config(args.config)
     except ConfigError as exc:
         raise SystemExit(f"config: {exc}") from None
-    kafka = with_overrides(
+    config = with_overrides(
         config, "kafka", bootstrap_servers=args.bootstrap_servers, topic=args.topic
-    ).kafka
-    return KafkaSink(kafka.bootstrap_servers, kafka.topic, stats)
+    )
+    return KafkaSink(config, stats)
 
 
 def _instant(text: str) -> datetime:

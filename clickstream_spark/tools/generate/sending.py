@@ -10,7 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from clickstream_spark.access import AccessProblem, classify, describe
+from clickstream_spark.config import Config
+from clickstream_spark.kafka_clients import librdkafka_config
 from clickstream_spark.tools.generate.messages import Message, message_record
+
+# librdkafka retries these for ever; a producer that cannot authenticate or trust the brokers
+# stops at once instead of waiting for every message to time out.
+_ACCESS_ERRORS = ("_AUTHENTICATION", "_SSL", "SASL_AUTHENTICATION_FAILED")
 
 
 @dataclass
@@ -31,13 +38,15 @@ class Stats:
 class KafkaSink:
     """confluent-kafka producer tuned for throughput; only failures call back into Python."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, stats: Stats) -> None:
+    def __init__(self, config: Config, stats: Stats) -> None:
         from confluent_kafka import Producer
 
-        self.topic = topic
+        self.config = config
+        self.topic = config.kafka.topic
+        self.access_error: str | None = None  # set when the brokers refuse this client
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **librdkafka_config(config.kafka),
                 # Batch up to 20 ms / 10k messages, lz4 (cheap, good on JSON), deep local queue.
                 "linger.ms": 20,
                 "batch.num.messages": 10_000,
@@ -50,24 +59,49 @@ class KafkaSink:
                 # No per-message Python callback for successes: that is most of the cost.
                 "delivery.report.only.error": True,
                 "on_delivery": lambda err, _msg: stats.delivery_failed(err) if err else None,
-                "error_cb": lambda err: print(f"kafka: {err}", file=sys.stderr),
+                "error_cb": self._error,
             }
         )
 
+    def refusal(self) -> str:
+        """One line on why the brokers refused this client, and what to change."""
+        error = self.access_error or ""
+        problem = classify(error) or AccessProblem("kafka", "credentials")
+        return f"{describe(problem, self.config)}: {error}"
+
+    def _error(self, error: Any) -> None:
+        if error.name() in _ACCESS_ERRORS:
+            self.access_error = error.str()
+        else:
+            print(f"kafka: {error}", file=sys.stderr)
+
     def produce(self, key: bytes, value: bytes | None) -> None:
-        while True:
+        while self.access_error is None:
             try:
                 self._producer.produce(self.topic, value=value, key=key)
                 return
             except BufferError:  # local queue full: serve delivery reports, let it drain
                 self._producer.poll(0.05)
+        raise KafkaAccessError(self.access_error)
 
     def poll(self) -> None:
         self._producer.poll(0)
 
     def flush(self, timeout: float) -> int:
-        """Wait for outstanding messages; returns how many were never acknowledged."""
-        return self._producer.flush(timeout)
+        """Wait for outstanding messages; returns how many were never acknowledged (at once
+        when the brokers refused this client)."""
+        deadline = time.monotonic() + timeout
+        left = self._producer.flush(0)
+        while left and self.access_error is None and time.monotonic() < deadline:
+            left = self._producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        if self.access_error is not None:
+            self._producer.purge()  # nothing queued will ever be delivered
+            self._producer.flush(0)
+        return left
+
+
+class KafkaAccessError(RuntimeError):
+    """The brokers refused this client (credentials, TLS): nothing more can be sent."""
 
 
 def send(
@@ -96,6 +130,8 @@ def send(
             progress.update(step)
             if sink is not None:
                 sink.poll()
+                if sink.access_error is not None:
+                    raise KafkaAccessError(sink.access_error)
             if rate:
                 ahead = stats.sent / rate - (time.monotonic() - started)
                 if ahead > 0:

@@ -5,6 +5,7 @@ package clickstream.stack.esroot;
 
 import java.util.Collection;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Predicate;
 import java.util.function.Supplier;
 
@@ -17,7 +18,11 @@ import org.elasticsearch.common.settings.IndexScopedSettings;
 import org.elasticsearch.common.settings.Settings;
 import org.elasticsearch.common.settings.SettingsFilter;
 import org.elasticsearch.features.NodeFeature;
+import org.elasticsearch.index.analysis.TokenFilterFactory;
+import org.elasticsearch.index.analysis.TokenizerFactory;
+import org.elasticsearch.indices.analysis.AnalysisModule.AnalysisProvider;
 import org.elasticsearch.plugins.ActionPlugin;
+import org.elasticsearch.plugins.AnalysisPlugin;
 import org.elasticsearch.plugins.Plugin;
 import org.elasticsearch.rest.RestController;
 import org.elasticsearch.rest.RestHandler;
@@ -30,8 +35,11 @@ import org.elasticsearch.rest.RestHandler;
  * version through that endpoint and refuse to start without it. This module answers with the same
  * document a full distribution serves; it is installed by {@code stack/stackctl.py fetch} and is
  * part of the local stack only, never of the project's jobs.
+ *
+ * <p>It also provides the few analysis components the security index needs (see
+ * {@link SecurityIndexAnalysis}), so that the secured local stack can hold users and roles.
  */
-public class RootInfoPlugin extends Plugin implements ActionPlugin {
+public class RootInfoPlugin extends Plugin implements ActionPlugin, AnalysisPlugin {
 
     /** Set once the node has built its services; read by the handler at request time. */
     private volatile ClusterService clusterService;
@@ -55,5 +63,15 @@ public class RootInfoPlugin extends Plugin implements ActionPlugin {
         Predicate<NodeFeature> clusterSupportsFeature
     ) {
         return List.of(new RestRootInfoAction(() -> clusterService));
+    }
+
+    @Override
+    public Map<String, AnalysisProvider<TokenFilterFactory>> getTokenFilters() {
+        return SecurityIndexAnalysis.tokenFilters();
+    }
+
+    @Override
+    public Map<String, AnalysisProvider<TokenizerFactory>> getTokenizers() {
+        return SecurityIndexAnalysis.tokenizers();
     }
 }
