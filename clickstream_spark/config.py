@@ -17,6 +17,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
+from clickstream_spark.config_env import (
+    OPTION_ENV_PREFIX,
+    SECRETS,
+    WELL_KNOWN_ENV,
+    client_options,
+    secret_from_env,
+)
+from clickstream_spark.errors import ConfigError
+
 # The checkout holding conf/. spark-submit.sh sets CLICKSTREAM_HOME because the driver may import
 # this package from the zip it ships to the executors, where __file__ is not a real folder.
 PROJECT_ROOT = Path(os.environ.get("CLICKSTREAM_HOME") or Path(__file__).resolve().parent.parent)
@@ -25,35 +34,7 @@ DEFAULT_CONFIG_FILE = PROJECT_ROOT / "conf" / "clickstream.toml"
 # that run against it (stack bootstrap, tests): load_config(overlay=LOCAL_STACK_CONFIG_FILE).
 LOCAL_STACK_CONFIG_FILE = PROJECT_ROOT / "conf" / "local.toml"
 
-# Well-known names users already export on their clusters; they win over the generic
-# CLICKSTREAM_<SECTION>_<KEY> form.
-WELL_KNOWN_ENV = {
-    ("kafka", "bootstrap_servers"): "KAFKA_BOOTSTRAP_SERVERS",
-    ("kafka", "security_protocol"): "KAFKA_SECURITY_PROTOCOL",
-    ("kafka", "sasl_mechanism"): "KAFKA_SASL_MECHANISM",
-    ("kafka", "ssl_ca_location"): "KAFKA_SSL_CA_LOCATION",
-    ("cassandra", "hosts"): "CASSANDRA_HOSTS",
-    ("cassandra", "ssl_ca"): "CASSANDRA_SSL_CA",
-    ("cassandra", "ssl_cert"): "CASSANDRA_SSL_CERT",
-    ("cassandra", "ssl_key"): "CASSANDRA_SSL_KEY",
-    ("cassandra", "ssl_truststore"): "CASSANDRA_SSL_TRUSTSTORE",
-    ("elasticsearch", "nodes"): "ES_NODES",
-    ("elasticsearch", "ssl_ca"): "ES_SSL_CA",
-    ("elasticsearch", "ssl_truststore"): "ES_SSL_TRUSTSTORE",
-}
-# Extra client properties from the environment (secret-bearing ones may come only from here):
-# KAFKA_OPTION_SASL_JAAS_CONFIG sets sasl.jaas.config of [kafka.options].
-OPTION_ENV_PREFIX = {
-    ("kafka", "options"): "KAFKA_OPTION_",
-    ("kafka", "librdkafka_options"): "KAFKA_LIBRDKAFKA_OPTION_",
-}
-# Client properties that carry a secret: refused in the config file.
-_SECRET_OPTION = re.compile(r"(?i)password|secret|jaas|token|credential|\.key$")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-
-
-class ConfigError(ValueError):
-    """Bad configuration: the message names the setting and what is wrong with it."""
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
@@ -139,8 +120,6 @@ class CassandraConfig:
             raise ConfigError(
                 "cassandra: mutual TLS needs both CASSANDRA_SSL_CERT and CASSANDRA_SSL_KEY"
             )
-
-    def __post_init__(self) -> None:
         self.replication_factors  # noqa: B018 (refuses a bad value at load time)
         for name, value, levels in (
             ("write_consistency", self.write_consistency, WRITE_CONSISTENCY_LEVELS),
@@ -198,17 +177,15 @@ class ElasticsearchConfig:
     def __post_init__(self) -> None:
         if self.api_key and self.username:
             raise ConfigError("elasticsearch: set ES_API_KEY or ES_USERNAME/ES_PASSWORD, not both")
-
-    @property
-    def uses_tls(self) -> bool:
-        return self.url.startswith("https://")
-
-    def __post_init__(self) -> None:
         if self.number_of_replicas < 0:
             raise ConfigError(
                 "elasticsearch.number_of_replicas: must be 0 or more, got "
                 f"{self.number_of_replicas}"
             )
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.url.startswith("https://")
 
     @property
     def url(self) -> str:
@@ -336,17 +313,6 @@ _SECTIONS: dict[str, type] = {
     "monitoring": MonitoringConfig,
     "report": ReportConfig,
 }
-_SECRETS = {
-    ("kafka", "sasl_username"): "KAFKA_SASL_USERNAME",
-    ("kafka", "sasl_password"): "KAFKA_SASL_PASSWORD",
-    ("cassandra", "username"): "CASSANDRA_USERNAME",
-    ("cassandra", "password"): "CASSANDRA_PASSWORD",
-    ("cassandra", "ssl_truststore_password"): "CASSANDRA_SSL_TRUSTSTORE_PASSWORD",
-    ("elasticsearch", "username"): "ES_USERNAME",
-    ("elasticsearch", "password"): "ES_PASSWORD",
-    ("elasticsearch", "api_key"): "ES_API_KEY",
-    ("elasticsearch", "ssl_truststore_password"): "ES_SSL_TRUSTSTORE_PASSWORD",
-}
 
 T = TypeVar("T")
 
@@ -381,49 +347,6 @@ def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
     return raw
 
 
-def secret_from_env(env: Mapping[str, str], variable: str) -> str | None:
-    """``$variable``, or the content of the file ``$variable_FILE`` names (a mounted secret)."""
-    file_variable = f"{variable}_FILE"
-    if env.get(variable) and env.get(file_variable):
-        raise ConfigError(f"set {variable} or {file_variable}, not both")
-    if not env.get(file_variable):
-        return env.get(variable) or None
-    try:
-        text = Path(env[file_variable]).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{file_variable}: cannot read {env[file_variable]}: {exc}") from None
-    return text.rstrip("\r\n") or None
-
-
-def _options(
-    section: str, key: str, raw: Any, env: Mapping[str, str], prefix: str
-) -> dict[str, str]:
-    """Client properties of ``[section.key]``, then ``<prefix><PROPERTY>`` variables (dots as
-    underscores), which may carry secrets and also come from ``*_FILE`` files."""
-    if raw is dataclasses.MISSING:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"[{section}.{key}]: expected a table of client properties")
-    options = {}
-    for name, value in raw.items():
-        if _SECRET_OPTION.search(name):
-            variable = prefix + name.upper().replace(".", "_")
-            raise ConfigError(
-                f"[{section}.{key}] {name} carries a secret: set {variable} in the environment, "
-                "not in a config file"
-            )
-        if isinstance(value, dict | list):
-            raise ConfigError(f"[{section}.{key}] {name}: expected a value, got {value!r}")
-        options[name] = str(value).lower() if isinstance(value, bool) else str(value)
-    for variable in sorted(env):
-        if variable.startswith(prefix):
-            name = variable.removesuffix("_FILE")
-            value = secret_from_env(env, name)
-            if value is not None:
-                options[name.removeprefix(prefix).lower().replace("_", ".")] = value
-    return options
-
-
 def _build_section(
     section: str, cls: type[T], values: Mapping[str, Any], env: Mapping[str, str]
 ) -> T:
@@ -435,17 +358,17 @@ def _build_section(
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         raw = values.get(f.name, dataclasses.MISSING)
-        if (section, f.name) in _SECRETS:
+        if (section, f.name) in SECRETS:
             if raw is not dataclasses.MISSING:
                 raise ConfigError(
-                    f"{section}.{f.name} is a secret: set {_SECRETS[(section, f.name)]} "
+                    f"{section}.{f.name} is a secret: set {SECRETS[(section, f.name)]} "
                     "in the environment, not in a config file"
                 )
-            kwargs[f.name] = secret_from_env(env, _SECRETS[(section, f.name)])
+            kwargs[f.name] = secret_from_env(env, SECRETS[(section, f.name)])
             continue
         if (section, f.name) in OPTION_ENV_PREFIX:
             prefix = OPTION_ENV_PREFIX[(section, f.name)]
-            kwargs[f.name] = _options(section, f.name, raw, env, prefix)
+            kwargs[f.name] = client_options(section, f.name, raw, env, prefix)
             continue
         generic = f"CLICKSTREAM_{section.upper()}_{f.name.upper()}"
         if generic in env:

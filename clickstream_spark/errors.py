@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class ConfigError(ValueError):
+    """Bad configuration: the message names the setting and what is wrong with it."""
+
+
 class SinkError(RuntimeError):
     """The stream cannot write to its store (a micro-batch, or a table checked at start); the
     message names the store, its hosts and the cause.

@@ -12,9 +12,9 @@ import json
 import logging
 from pathlib import Path
 
-from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.cassandra_schema import cql_scripts
 from clickstream_spark.config import CassandraConfig, Config, ElasticsearchConfig, KafkaConfig
+from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.elastic import es_client
 from clickstream_spark.kafka_clients import librdkafka_config
 from stacklib import StackError

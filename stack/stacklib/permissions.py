@@ -4,10 +4,11 @@ The secured local stack applies exactly these (stacklib.secure_bootstrap); the i
 grant them on their own topics and keyspaces; README's "Running against secured clusters" shows
 them for real clusters.
 
-- the stream reads the topic (its consumer groups by prefix) and writes events, quarantine and
-  changed_windows; it reads no table and cannot drop one;
-- the aggregation reads events and changed_windows, reads and writes its bookkeeping table
-  aggregated_windows, and creates, writes, deletes and aliases only ``<index>*`` indices;
+- the stream reads the topic (its consumer groups by prefix) and writes events, quarantine,
+  changed_windows and ingest_history; it reads no table and cannot drop one;
+- the aggregation reads events and changed_windows, reads and writes its bookkeeping tables
+  (aggregated_windows, its lease aggregate_lease, backfills), and creates, writes, deletes and
+  aliases only ``<index>*`` indices;
 - the generator writes the topic.
 """
 
@@ -18,15 +19,20 @@ from dataclasses import dataclass
 from clickstream_spark.aggregate.publish import INDEX_PRIVILEGES
 from clickstream_spark.tables import (
     AGGREGATED_WINDOWS_TABLE,
+    BACKFILLS_TABLE,
     CHANGED_WINDOWS_TABLE,
     EVENTS_TABLE,
+    INGEST_HISTORY_TABLE,
+    LEASE_TABLE,
     QUARANTINE_TABLE,
 )
 from stacklib.secure import AGGREGATE, GENERATE, STREAM
 
-STREAM_WRITES = (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE)
-AGGREGATE_READS = (EVENTS_TABLE, CHANGED_WINDOWS_TABLE, AGGREGATED_WINDOWS_TABLE)
-AGGREGATE_WRITES = (AGGREGATED_WINDOWS_TABLE,)
+STREAM_WRITES = (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE, INGEST_HISTORY_TABLE)
+# The lease is a lightweight transaction (INSERT ... IF NOT EXISTS): it reads as it writes.
+AGGREGATE_BOOKKEEPING = (AGGREGATED_WINDOWS_TABLE, LEASE_TABLE, BACKFILLS_TABLE)
+AGGREGATE_READS = (EVENTS_TABLE, CHANGED_WINDOWS_TABLE, *AGGREGATE_BOOKKEEPING)
+AGGREGATE_WRITES = AGGREGATE_BOOKKEEPING
 # The aggregation's index privileges on <index>*: what the job itself checks before it starts.
 AGGREGATE_INDEX_PRIVILEGES = INDEX_PRIVILEGES
 

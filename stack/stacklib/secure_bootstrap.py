@@ -9,8 +9,8 @@ import dataclasses
 import logging
 from typing import Any
 
-from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.config import CassandraConfig, Config
+from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.elastic import es_client
 from clickstream_spark.kafka_clients import librdkafka_config
 from stacklib import StackError, permissions

@@ -14,8 +14,8 @@ from cassandra.cluster import Session
 from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.config import Config, load_config
+from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.elastic import es_client
 from clickstream_spark.kafka_clients import librdkafka_config
 from tests.integration.pipeline import OpenPipeline, Pipeline, isolated_pipeline

@@ -22,8 +22,8 @@ from stacklib.layout import Layout
 from stacklib.secure import AGGREGATE, GENERATE, STREAM, USERS, SecureFiles, User, read_env_file
 from stacklib.secure_bootstrap import grant_cassandra, grant_elasticsearch, grant_kafka
 
-from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.config import Config
+from clickstream_spark.cql import cassandra_cluster
 from tests.integration.pipeline import Pipeline
 from tests.integration.servers import stack_is_secure
 

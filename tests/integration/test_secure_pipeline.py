@@ -154,8 +154,11 @@ def test_no_secret_is_printed_logged_or_shown(secured: Secured) -> None:
     pipeline = secured.pipeline
     port = _free_port()
     job = pipeline.start(
-        "stream", "--trigger-interval", "5 seconds", log_name="live-stream",
-        conf={"spark.ui.enabled": "true", "spark.ui.port": str(port)}
+        "stream",
+        "--trigger-interval",
+        "5 seconds",
+        log_name="live-stream",
+        conf={"spark.ui.enabled": "true", "spark.ui.port": str(port)},
     )
     try:
         environment = _live_environment(port, job)

@@ -16,8 +16,8 @@ from confluent_kafka.admin import AdminClient
 from elastic_transport import ConnectionError as EsConnectionError
 from elasticsearch import AuthenticationException, Elasticsearch
 
-from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.config import Config
+from clickstream_spark.cql import cassandra_cluster
 from tests.integration.secure import FILES, require_secured_stack
 
 pytestmark = pytest.mark.secure
