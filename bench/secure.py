@@ -45,7 +45,7 @@ from stacklib.servers import make_servers
 
 from bench.lib.console import say
 from clickstream_spark.cassandra_schema import statements
-from clickstream_spark.config import PROJECT_ROOT, Config, load_config
+from clickstream_spark.config import LOCAL_STACK_CONFIG_FILE, PROJECT_ROOT, Config, load_config
 from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.elastic import es_client
 from clickstream_spark.kafka_clients import librdkafka_config
@@ -122,7 +122,8 @@ def run_mode(mode: str, run: str, args: argparse.Namespace) -> Timings:
     stackctl("down")
     timings.up = stackctl("up", *(["--secure"] if secure else []))
     say(f"{mode}: stack ready in {timings.up:.1f} s")
-    admin = load_config(env={**os.environ, **user_env(ADMIN)}) if secure else load_config()
+    env = {**os.environ, **user_env(ADMIN)} if secure else None
+    admin = load_config(env=env, overlay=LOCAL_STACK_CONFIG_FILE)  # the local stack: one node each
     work = PROJECT_ROOT / ".state" / "bench" / f"{run}_{mode}"
     names = {
         "CLICKSTREAM_KAFKA_TOPIC": f"{run}_{mode}",

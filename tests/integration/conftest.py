@@ -14,7 +14,7 @@ from cassandra.cluster import Session
 from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
-from clickstream_spark.config import Config, load_config
+from clickstream_spark.config import LOCAL_STACK_CONFIG_FILE, Config, load_config
 from clickstream_spark.cql import cassandra_cluster
 from clickstream_spark.elastic import es_client
 from clickstream_spark.kafka_clients import librdkafka_config
@@ -30,9 +30,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def config() -> Config:
-    """The stack's config; on the secured stack as its admin (admin.env), so that the tests' own
-    clients can set up and read everything. The jobs run as their own users."""
-    return load_config(env={**os.environ, **admin_env()}) if stack_is_secure() else load_config()
+    """The local stack's config (conf/local.toml over the file); on the secured stack as its admin
+    (admin.env), so that the tests' own clients can set up and read everything. The jobs run as
+    their own users."""
+    env = {**os.environ, **admin_env()} if stack_is_secure() else None
+    return load_config(env=env, overlay=LOCAL_STACK_CONFIG_FILE)
 
 
 @pytest.fixture(scope="session")
