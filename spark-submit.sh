@@ -43,14 +43,27 @@ export CLICKSTREAM_HOME=$root
 # The jars folder can be copied to a host without internet (README, "Deploying on a cluster").
 jars=$(cd "$root" && "$python" -m clickstream_spark.packages jars "${CLICKSTREAM_JARS_DIR:-$state/spark-jars}")
 
-# Executors import the package from this zip; rebuilt on every submit so it never goes stale.
+# Executors (and the driver, through --py-files) import the package from this zip, named by a
+# hash of the sources: a running job keeps reading its own zip while another submit of changed
+# code writes a new one beside it (a zip rewritten in place breaks a reader's later imports).
 mkdir -p "$state/build"
-zip=$state/build/clickstream_spark.zip
-(cd "$root" && "$python" - "$zip" <<'PY'
-import sys, zipfile, pathlib
-with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as zf:
-    for path in sorted(pathlib.Path("clickstream_spark").rglob("*.py")):
-        zf.write(path)
+zip=$(cd "$root" && "$python" - "$state/build" <<'PY'
+import hashlib, os, pathlib, sys, tempfile, zipfile
+sources = sorted(pathlib.Path("clickstream_spark").rglob("*.py"))
+digest = hashlib.sha256()
+for path in sources:
+    digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+target = pathlib.Path(sys.argv[1]) / f"clickstream_spark-{digest.hexdigest()[:16]}.zip"
+if not target.exists():
+    fd, tmp = tempfile.mkstemp(dir=sys.argv[1], suffix=".zip.tmp")
+    with os.fdopen(fd, "wb") as out, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sources:
+            zf.write(path)
+    os.chmod(tmp, 0o644)  # as a plain new file would be (mkstemp makes it 0600)
+    os.replace(tmp, target)  # whole or not at all
+else:
+    os.utime(target)  # the newest zip is the current code's (README's Airflow example)
+print(target)
 PY
 )
 

@@ -85,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         requests = [(kind, None) for kind in ([args.kind] if args.kind else WINDOW_KINDS)]
 
     try:
-        # The lease comes first: a second run must exit at once, before it starts Spark.
+        # A master that cannot be reached is said before anything else (a socket connect, no
+        # Spark); then the lease: a second run must exit at once, before it starts Spark.
+        check_master()
         with open_lease(config, new_run_id()) as (cql, lease):
-            check_master()
             spark = None
             es = es_client(config.elasticsearch)
             try:  # from the session on: any failure, at start too, ends with one line

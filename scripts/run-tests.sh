@@ -72,7 +72,7 @@ trap restore EXIT
 plaintext_status=0
 if selects "$plaintext_marker"; then
     up_as plaintext
-    "${pytest[@]}" -m "$plaintext_marker" "${args[@]}" || plaintext_status=$?
+    "${pytest[@]}" -m "$plaintext_marker" --durations=30 "${args[@]}" || plaintext_status=$?
 fi
 
 secure_status=0

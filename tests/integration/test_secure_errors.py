@@ -42,7 +42,7 @@ class Refusal:
     changes: dict[str, str | None]
     says: tuple[str, ...]
     code: int = 1
-    kind: str = field(default="error")  # "error", or "config error" (refused before Spark)
+    kind: str = field(default="error")  # "error: bad configuration" is refused before Spark
 
 
 CASES = {
@@ -66,7 +66,7 @@ CASES = {
         {"KAFKA_SASL_USERNAME": None, "KAFKA_SASL_PASSWORD": None},
         ("SCRAM-SHA-512 needs credentials", "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
         code=2,
-        kind="config error",
+        kind="error: bad configuration",
     ),
     "missing Cassandra credentials": Refusal(
         "stream",
