@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "stack"))  # stacklib
 
-from stacklib import lifecycle, permissions
+from stacklib import lifecycle
 from stacklib.layout import Layout
 from stacklib.secure import (
     ADMIN,
@@ -38,9 +38,8 @@ from stacklib.secure import (
     USERS,
     SecureFiles,
     User,
-    read_env_file,
 )
-from stacklib.secure_bootstrap import grant_kafka
+from stacklib.secure_bootstrap import grant_jobs
 from stacklib.servers import make_servers
 
 from bench.lib.console import say
@@ -155,7 +154,7 @@ def run_mode(mode: str, run: str, args: argparse.Namespace) -> Timings:
 
 
 def user_env(user: User) -> dict[str, str]:
-    return read_env_file(SecureFiles(Layout(secure=True)).env_file(user))
+    return SecureFiles(Layout(secure=True)).user_env(user)
 
 
 def job_env(names: dict[str, str], user: User | None) -> dict[str, str]:
@@ -178,12 +177,7 @@ def resources(admin: Config, names: dict[str, str], secure: bool) -> Iterator[No
     for statement in statements(keyspace):
         session.execute(statement, timeout=120)
     if secure:
-        grant_kafka(admin, permissions.kafka_acls(topic, admin.kafka.group_id_prefix))
-        for grant in [
-            *permissions.stream_grants(keyspace),
-            *permissions.aggregate_grants(keyspace),
-        ]:
-            session.execute(grant, timeout=30)
+        grant_jobs(admin, session, topic, keyspace)
     try:
         yield
     finally:

@@ -28,7 +28,7 @@ from stacklib.fetch import Fetcher
 from stacklib.java import Java, find_java
 from stacklib.layout import Layout, read_versions
 from stacklib.procs import alive
-from stacklib.secure import ADMIN, SecureFiles, ensure_secure_files, read_env_file
+from stacklib.secure import ADMIN, SecureFiles, ensure_secure_files
 from stacklib.servers import SERVER_NAMES, Server, make_servers
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def run_bootstrap(servers: list[Server], layout: Layout) -> list[Server]:
     from stacklib.bootstrap import bootstrap_server
 
     files = SecureFiles(layout) if layout.secure else None
-    env = {**os.environ, **read_env_file(files.env_file(ADMIN))} if files else None
+    env = {**os.environ, **files.user_env(ADMIN)} if files else None
     config = load_stack_config(env)
 
     def bootstrap(server: Server) -> None:

@@ -93,6 +93,10 @@ class SecureFiles:
     def env_file(self, user: User) -> Path:
         return self.root / f"{user.role}.env"
 
+    def user_env(self, user: User) -> dict[str, str]:
+        """The variables of ``user``'s env file."""
+        return read_env_file(self.env_file(user))
+
     def password(self, user: User) -> str:
         return self._passwords()[user.role]
 

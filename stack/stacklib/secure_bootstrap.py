@@ -61,6 +61,15 @@ def grant_kafka(config: Config, acls: list[permissions.KafkaAcl]) -> None:
         raise StackError(f"kafka: cannot create ACLs: {exc.args[0]}") from None
 
 
+def grant_jobs(config: Config, session: Any, topic: str, keyspace: str) -> None:
+    """The jobs' Kafka ACLs on ``topic`` and CQL grants on ``keyspace`` (their users made by
+    bootstrap), as bootstrap grants them on the configured ones: for a test's or a bench's own
+    topic and keyspace. ``session``: a Cassandra session of the admin."""
+    grant_kafka(config, permissions.kafka_acls(topic, config.kafka.group_id_prefix))
+    for grant in [*permissions.stream_grants(keyspace), *permissions.aggregate_grants(keyspace)]:
+        session.execute(grant, timeout=TIMEOUT_S)
+
+
 def secure_kafka(config: Config) -> list[str]:
     kafka = config.kafka
     acls = permissions.kafka_acls(kafka.topic, kafka.group_id_prefix)

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 from cassandra.cluster import Session
 from elasticsearch import Elasticsearch
-from stacklib import permissions
 from stacklib.layout import Layout
-from stacklib.secure import AGGREGATE, GENERATE, STREAM, USERS, SecureFiles, User, read_env_file
-from stacklib.secure_bootstrap import grant_cassandra, grant_elasticsearch, grant_kafka
+from stacklib.secure import AGGREGATE, GENERATE, STREAM, USERS, SecureFiles, User
+from stacklib.secure_bootstrap import grant_cassandra, grant_elasticsearch, grant_jobs
 
 from clickstream_spark.config import Config
 from clickstream_spark.cql import cassandra_cluster
@@ -33,7 +32,7 @@ FILES = SecureFiles(Layout(secure=True))
 def security_variables() -> set[str]:
     """What any env file sets, and other credentials a developer's shell might hold: a job's
     environment has none of them but its own user's."""
-    written = {name for user in USERS for name in read_env_file(FILES.env_file(user))}
+    written = {name for user in USERS for name in FILES.user_env(user)}
     return written | {"ES_API_KEY", "CLICKSTREAM_CASSANDRA_SSL"}
 
 
@@ -43,7 +42,7 @@ def require_secured_stack() -> None:
 
 
 def user_env(user: User) -> dict[str, str]:
-    return read_env_file(FILES.env_file(user))
+    return FILES.user_env(user)
 
 
 def secret_values() -> dict[str, str]:
@@ -65,14 +64,8 @@ def run_as_job_users(pipeline: Pipeline) -> None:
 
 
 def grant_pipeline(pipeline: Pipeline, config: Config, cassandra: Session) -> None:
-    """The jobs' permissions on the pipeline's own topic and keyspace, as the bootstrap grants
-    them on the configured ones."""
-    grant_kafka(config, permissions.kafka_acls(pipeline.topic, config.kafka.group_id_prefix))
-    for grant in [
-        *permissions.stream_grants(pipeline.keyspace),
-        *permissions.aggregate_grants(pipeline.keyspace),
-    ]:
-        cassandra.execute(grant, timeout=30)
+    """The jobs' permissions on the pipeline's own topic and keyspace."""
+    grant_jobs(config, cassandra, pipeline.topic, pipeline.keyspace)
 
 
 @contextmanager

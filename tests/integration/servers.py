@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cassandra.cluster import Session
 from stacklib import lifecycle
 from stacklib.layout import Layout
-from stacklib.secure import ADMIN, SecureFiles, read_env_file
+from stacklib.secure import ADMIN, SecureFiles
 from stacklib.servers import make_servers
 
 from clickstream_spark.config import PROJECT_ROOT
@@ -115,4 +115,4 @@ def stack_is_secure() -> bool:
 
 def admin_env() -> dict[str, str]:
     """The secured stack admin's variables (.state/secure/admin.env)."""
-    return read_env_file(SecureFiles(Layout(secure=True)).env_file(ADMIN))
+    return SecureFiles(Layout(secure=True)).user_env(ADMIN)
