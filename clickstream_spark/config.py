@@ -211,6 +211,7 @@ class SparkConfig:
 # 1970..2099 whatever they say (clickstream_spark.ingest.event_time).
 MAX_EVENT_AGE_DAYS = 100_000
 MAX_EVENT_LEAD_HOURS = 1_000_000
+MAX_TTL_DAYS = 7300  # Cassandra's longest TTL: 20 years
 
 
 @dataclass(frozen=True)
@@ -223,9 +224,11 @@ class StreamConfig:
     query_name: str
     max_event_age_days: int
     max_event_lead_hours: int
+    quarantine_ttl_days: int
 
     def __post_init__(self) -> None:
         _check_range("stream.max_event_age_days", self.max_event_age_days, 0, MAX_EVENT_AGE_DAYS)
+        _check_range("stream.quarantine_ttl_days", self.quarantine_ttl_days, 1, MAX_TTL_DAYS)
         _check_range(
             "stream.max_event_lead_hours", self.max_event_lead_hours, 0, MAX_EVENT_LEAD_HOURS
         )

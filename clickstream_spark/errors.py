@@ -44,3 +44,7 @@ def first_line(text: str) -> str:
 def root_cause_line(exc: BaseException) -> str:
     """The first line of the JVM root cause of ``exc`` (or of ``exc`` itself), for a message."""
     return first_line(jvm_root_cause(exc) or str(exc)) or type(exc).__name__
+
+
+class ErasureError(RuntimeError):
+    """An erasure that deleted what it found in Cassandra but could not re-publish its windows."""

@@ -93,6 +93,7 @@ INGEST_HISTORY_SCHEMA = StructType(
         StructField("valid", LongType(), False),
         StructField("quarantined", LongType(), False),
         StructField("quarantined_by_reason", MapType(StringType(), LongType(), False), False),
+        StructField("erased", LongType(), False),
         StructField("windows", IntegerType(), False),
         StructField("seconds", DoubleType(), False),
     ]

@@ -15,6 +15,8 @@ AGGREGATED_WINDOWS_TABLE = "aggregated_windows"
 LEASE_TABLE = "aggregate_lease"
 BACKFILLS_TABLE = "backfills"
 INGEST_HISTORY_TABLE = "ingest_history"
+ERASED_USERS_TABLE = "erased_users"
+ERASURE_LOG_TABLE = "erasure_log"
 
 
 def read_table(spark: SparkSession, config: Config, table: str) -> DataFrame:

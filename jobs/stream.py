@@ -22,7 +22,7 @@ from clickstream_spark.cli import (
 )
 from clickstream_spark.config import ConfigError, with_overrides
 from clickstream_spark.ingest.prometheus import serve_metrics
-from clickstream_spark.ingest.query import start_ingest
+from clickstream_spark.ingest.query import cql_session_of_stream, start_ingest
 from clickstream_spark.session import check_master, stream_conf, wait_for_executors
 
 log = logging.getLogger("clickstream.stream")
@@ -104,10 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_executors(spark, config.spark.start_timeout_seconds)
         metrics = serve_metrics(spark, config)
         on_batch = metrics.batch_written if metrics else None
-        query = start_ingest(spark, config, available_now=args.available_now, on_batch=on_batch)
-        log.info("query %s started (id %s)", query.name, query.id)
-        query.awaitTermination()
-        log.info("query %s finished", query.name)
+        session = cql_session_of_stream(config)
+        try:
+            query = start_ingest(
+                spark, config, session, available_now=args.available_now, on_batch=on_batch
+            )
+            log.info("query %s started (id %s)", query.name, query.id)
+            query.awaitTermination()
+            log.info("query %s finished", query.name)
+        finally:
+            session.cluster.shutdown()
         return 0
     except KeyboardInterrupt:
         log.info("interrupted: stopping; the next start resumes from the checkpoint")

@@ -18,7 +18,8 @@ from clickstream_spark.config import PROJECT_ROOT
 
 BATCH_LINE = re.compile(
     r"batch (?P<id>\d+): offsets \[(?P<offsets>[^\]]*)\] rows (?P<rows>\d+) valid (?P<valid>\d+) "
-    r"quarantined (?P<quarantined>\d+) windows (?P<windows>\d+) in (?P<seconds>[\d.]+)s"
+    r"quarantined (?P<quarantined>\d+) erased (?P<erased>\d+) windows (?P<windows>\d+) "
+    r"in (?P<seconds>[\d.]+)s"
 )
 QUERY_STARTED = re.compile(r"query \S+ started")
 QUERY_FINISHED = re.compile(r"query \S+ finished")

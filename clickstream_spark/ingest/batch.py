@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from clickstream_spark.access import explain
 from clickstream_spark.config import Config
+from clickstream_spark.erasure.erased_users import mark_erased
 from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.events_table import to_table_rows
 from clickstream_spark.ingest.history import history_row, reason_counts
@@ -56,17 +57,18 @@ class BatchSummary:
     batch_id: int
     offsets: dict[int, tuple[int, int]]  # partition -> (first, last) offset read
     rows: int
-    valid: int
+    valid: int  # written to the events table
     quarantined: int
     windows: int
     seconds: float
     by_reason: dict[str, int] = field(default_factory=dict)  # reason -> quarantined messages
+    erased: int = 0  # messages of erased users: not stored
 
     def line(self) -> str:
         offsets = " ".join(f"p{p}:{a}-{b}" for p, (a, b) in sorted(self.offsets.items()))
         return (
             f"batch {self.batch_id}: offsets [{offsets or 'none'}] rows {self.rows} "
-            f"valid {self.valid} quarantined {self.quarantined} "
+            f"valid {self.valid} quarantined {self.quarantined} erased {self.erased} "
             f"windows {self.windows} in {self.seconds:.1f}s"
         )
 
@@ -78,7 +80,8 @@ class _Counts:
     offsets: dict[int, tuple[int, int]]  # partition -> (first, last) offset read
     oversized_spans: dict[int, tuple[int, int]]  # the same, of the messages left out of the cache
     rows: int
-    valid: int
+    valid: int  # to store: erased users' events excluded
+    erased: int
     oversized: int
     windows: list[tuple[WindowKind, dt.datetime]]
 
@@ -96,6 +99,10 @@ class _MicroBatch:
         """Name the Spark jobs that follow (Spark UI, event log)."""
         name = self.config.stream.query_name
         self.spark.sparkContext.setJobDescription(f"{name} batch {self.batch_id}: {what}")
+
+    def quarantine_ttl(self) -> dict[str, str]:
+        """The connector's write option that gives quarantine rows their TTL (README: erasure)."""
+        return {"spark.cassandra.output.ttl": str(self.config.stream.quarantine_ttl_days * 86400)}
 
     def write(self, frame: DataFrame, table: str, options: dict[str, str] | None = None) -> None:
         """Append ``frame`` to ``table``; a failure names Cassandra, its hosts and the root cause
@@ -117,8 +124,13 @@ class _MicroBatch:
             ) from exc
 
 
-def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchSummary:
+def write_batch(
+    parsed: DataFrame, batch_id: int, config: Config, erased: DataFrame | None = None
+) -> BatchSummary:
     """Write one micro-batch of parsed messages: events, quarantine, then changed windows.
+
+    Messages of the users in ``erased`` (their events, and bad messages that name them: see
+    :mod:`clickstream_spark.erasure`) are counted, not stored, and mark no window.
 
     The events write is the batch's first action: each task parses its Kafka rows once, fills
     the cache and writes to Cassandra, so the Python parser and the connector's asynchronous
@@ -129,16 +141,18 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchSummar
     started = time.monotonic()
     ingested_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     micro = _MicroBatch(parsed.sparkSession, config, batch_id, ingested_at)
-    batch = parsed.persist(StorageLevel.MEMORY_AND_DISK)
+    batch = mark_erased(parsed, erased).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         micro.step("parse and write events")
-        micro.write(to_table_rows(valid_events(batch)), EVENTS_TABLE)
+        kept = batch.filter(~F.col("erased"))
+        micro.write(to_table_rows(valid_events(kept)), EVENTS_TABLE)
         micro.step("count and changed windows")
         counts = _count(batch)
-        bad_in_cache = counts.rows - counts.valid - counts.oversized  # oversized: from Kafka
+        bad_in_cache = counts.rows - counts.valid - counts.erased - counts.oversized
         if bad_in_cache > 0:  # a clean batch skips the job (a scan, connector sessions)
             micro.step(f"write {bad_in_cache} to quarantine")
-            micro.write(quarantine_rows(batch, F.lit(ingested_at)), QUARANTINE_TABLE)
+            quarantine = quarantine_rows(kept, F.lit(ingested_at))
+            micro.write(quarantine, QUARANTINE_TABLE, micro.quarantine_ttl())
         if counts.oversized:
             micro.step(f"quarantine {counts.oversized} oversized from Kafka")
             _quarantine_oversized(micro, counts.oversized_spans)
@@ -146,9 +160,9 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchSummar
             micro.step(f"mark {len(counts.windows)} windows")
             _mark_windows(micro, counts.windows)
         by_reason = {}
-        if counts.rows > counts.valid:
+        if counts.rows > counts.valid + counts.erased:
             micro.step("count quarantined by reason")
-            by_reason = reason_counts(batch)
+            by_reason = reason_counts(kept)
     finally:
         batch.unpersist()
         micro.spark.sparkContext.setJobDescription(None)
@@ -158,10 +172,11 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchSummar
         offsets=counts.offsets,
         rows=counts.rows,
         valid=counts.valid,
-        quarantined=counts.rows - counts.valid,
+        quarantined=counts.rows - counts.valid - counts.erased,
         windows=len(counts.windows),
         seconds=time.monotonic() - started,
         by_reason=by_reason,
+        erased=counts.erased,
     )
     _record_history(micro, summary)
     log.info("%s %s", config.stream.query_name, summary.line())
@@ -169,8 +184,10 @@ def write_batch(parsed: DataFrame, batch_id: int, config: Config) -> BatchSummar
 
 
 def _count(batch: DataFrame) -> _Counts:
-    """Counts, offsets and changed windows of a micro-batch, in one aggregation per partition."""
+    """Counts, offsets and changed windows of a micro-batch, in one aggregation per partition
+    (``batch``: marked by :func:`mark_erased`)."""
     is_valid = F.col("reason").isNull()
+    to_store = is_valid & ~F.col("erased")
     left_out = raw_left_out()
     per_partition = (
         batch.groupBy("partition")
@@ -178,11 +195,12 @@ def _count(batch: DataFrame) -> _Counts:
             F.min("offset").alias("first"),
             F.max("offset").alias("last"),
             F.count(F.lit(1)).alias("rows"),
-            F.count(F.when(is_valid, 1)).alias("valid"),
+            F.count(F.when(to_store, 1)).alias("valid"),
+            F.count(F.when(F.col("erased"), 1)).alias("erased"),
             F.count(F.when(left_out, 1)).alias("oversized"),
             F.min(F.when(left_out, F.col("offset"))).alias("first_oversized"),
             F.max(F.when(left_out, F.col("offset"))).alias("last_oversized"),
-            touched_hours(F.when(is_valid, F.col("timestamp"))).alias("hours"),
+            touched_hours(F.when(to_store, F.col("timestamp"))).alias("hours"),
         )
         .collect()
     )
@@ -195,6 +213,7 @@ def _count(batch: DataFrame) -> _Counts:
         },
         rows=sum(r["rows"] for r in per_partition),
         valid=sum(r["valid"] for r in per_partition),
+        erased=sum(r["erased"] for r in per_partition),
         oversized=sum(r["oversized"] for r in per_partition),
         windows=windows_of_hours(hour for r in per_partition for hour in r["hours"]),
     )
@@ -205,7 +224,7 @@ def _quarantine_oversized(micro: _MicroBatch, spans: dict[int, tuple[int, int]])
     each partition that holds some (they are usually few), one row at a time."""
     source = kafka_range(micro.spark, micro.config, spans)
     quarantine = oversized_quarantine(source, F.lit(micro.ingested_at))
-    micro.write(quarantine, QUARANTINE_TABLE, _ONE_ROW_AT_A_TIME)
+    micro.write(quarantine, QUARANTINE_TABLE, {**_ONE_ROW_AT_A_TIME, **micro.quarantine_ttl()})
 
 
 def _record_history(micro: _MicroBatch, summary: BatchSummary) -> None:

@@ -42,6 +42,7 @@ def history_row(spark: SparkSession, summary: BatchSummary, batch_time: dt.datet
         summary.valid,
         summary.quarantined,
         dict(summary.by_reason),
+        summary.erased,
         summary.windows,
         summary.seconds,
     )

@@ -52,6 +52,11 @@ class IngestMetrics:
         self.rows_quarantined = Counter(
             "rows_quarantined", "Messages written to the quarantine table.", ["reason"], **common
         )
+        self.rows_erased = Counter(
+            "rows_erased",
+            "Messages of erased users (events, bad messages naming them), not stored.",
+            **common,
+        )
         for reason in REASONS:  # every reason exported from the start, at 0, for ratios
             self.rows_quarantined.labels(reason)
         self.windows_marked = Counter(
@@ -101,6 +106,7 @@ class IngestMetrics:
             self.batches.inc()
             self.rows_read.inc(summary.rows)
             self.rows_valid.inc(summary.valid)
+            self.rows_erased.inc(summary.erased)
             for reason, count in summary.by_reason.items():
                 self.rows_quarantined.labels(reason).inc(count)
             self.windows_marked.inc(summary.windows)

@@ -6,12 +6,15 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from cassandra.cluster import Session
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from clickstream_spark.access import explain
 from clickstream_spark.config import Config, StreamConfig
+from clickstream_spark.cql import cql_session
+from clickstream_spark.erasure.erased_users import ErasedUsers
 from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.ingest.batch import BatchSummary, write_batch
 from clickstream_spark.ingest.event_time import EventTimeLimits
@@ -19,6 +22,7 @@ from clickstream_spark.ingest.parse import parse_kafka
 from clickstream_spark.ingest.source import kafka_source
 from clickstream_spark.tables import (
     CHANGED_WINDOWS_TABLE,
+    ERASED_USERS_TABLE,
     EVENTS_TABLE,
     INGEST_HISTORY_TABLE,
     QUARANTINE_TABLE,
@@ -75,6 +79,36 @@ def check_tables(spark: SparkSession, config: Config) -> None:
             ) from exc
 
 
+def cql_session_of_stream(config: Config) -> Session:
+    """The stream's own CQL session (the erased users are read with it before each batch)."""
+    try:
+        return cql_session(config.cassandra)
+    except Exception as exc:
+        raise SinkError(
+            f"Cassandra is unreachable: no node answers at {config.cassandra.endpoints}: "
+            f"{explain(exc, config) or root_cause_line(exc)}"
+        ) from exc
+
+
+def erased_users(spark: SparkSession, config: Config, session: Session) -> ErasedUsers:
+    """The erased users, read once now: a table the stream cannot read stops it at start."""
+    table = f"{config.cassandra.keyspace}.{ERASED_USERS_TABLE}"
+    try:
+        erased = ErasedUsers(spark, session, config.cassandra.keyspace)
+        erased.refresh()
+    except Exception as exc:
+        refused = explain(exc, config)
+        raise SinkError(
+            f"cannot read {table} in Cassandra at {config.cassandra.endpoints} "
+            f"(conf/cassandra/50-erasure.cql): {refused or root_cause_line(exc)}"
+        ) from exc
+    if erased.users:
+        log.info(
+            "%d erased users: their events are counted as erased, not stored", len(erased.users)
+        )
+    return erased
+
+
 def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
     """Whether a query already committed offsets in ``checkpoint`` (any Hadoop file system)."""
     jvm = spark.sparkContext._jvm
@@ -86,11 +120,14 @@ def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
 def start_ingest(
     spark: SparkSession,
     config: Config,
+    session: Session,
     available_now: bool,
     on_batch: Callable[[BatchSummary], None] | None = None,
 ) -> StreamingQuery:
     """Start the named query: Kafka -> parse -> foreachBatch(write_batch), once
-    :func:`check_tables` found every table it writes; ``on_batch`` gets each batch's summary."""
+    :func:`check_tables` found every table it writes; ``on_batch`` gets each batch's summary.
+
+    ``session`` (CQL) reads the erased users before each micro-batch."""
     check_tables(spark, config)
     checkpoint = config.resolve_path(config.stream.checkpoint)
     if checkpoint_has_progress(spark, checkpoint):
@@ -113,8 +150,10 @@ def start_ingest(
     limits = event_time_limits(config.stream)
     parsed = observed(parse_kafka(kafka_source(spark, config), limits, oversized_raw=False))
 
+    erased = erased_users(spark, config, session)
+
     def write(frame: DataFrame, batch_id: int) -> None:
-        summary = write_batch(frame, batch_id, config)
+        summary = write_batch(frame, batch_id, config, erased.refresh())
         if on_batch is not None:
             on_batch(summary)
 

@@ -9,6 +9,10 @@ them for real clusters.
 - the aggregation reads events and changed_windows, reads and writes its bookkeeping tables
   (aggregated_windows, its lease aggregate_lease, backfills), and creates, writes, deletes and
   aliases only ``<index>*`` indices;
+- erasure (jobs/erase.py) has a user of its own: the aggregation's rights (it re-publishes
+  through the aggregation's path) and what erasing adds: deleting events and quarantined
+  messages (reading the quarantine to find them), marking windows changed, adding to the erased
+  users and keeping the erasure log; the stream reads the erased users;
 - the generator writes the topic.
 """
 
@@ -21,18 +25,25 @@ from clickstream_spark.tables import (
     AGGREGATED_WINDOWS_TABLE,
     BACKFILLS_TABLE,
     CHANGED_WINDOWS_TABLE,
+    ERASED_USERS_TABLE,
+    ERASURE_LOG_TABLE,
     EVENTS_TABLE,
     INGEST_HISTORY_TABLE,
     LEASE_TABLE,
     QUARANTINE_TABLE,
 )
-from stacklib.secure import AGGREGATE, GENERATE, STREAM
+from stacklib.secure import AGGREGATE, ERASE, GENERATE, STREAM
 
 STREAM_WRITES = (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE, INGEST_HISTORY_TABLE)
+STREAM_READS = (ERASED_USERS_TABLE,)
 # The lease is a lightweight transaction (INSERT ... IF NOT EXISTS): it reads as it writes.
 AGGREGATE_BOOKKEEPING = (AGGREGATED_WINDOWS_TABLE, LEASE_TABLE, BACKFILLS_TABLE)
 AGGREGATE_READS = (EVENTS_TABLE, CHANGED_WINDOWS_TABLE, *AGGREGATE_BOOKKEEPING)
 AGGREGATE_WRITES = AGGREGATE_BOOKKEEPING
+# What erasure adds to the aggregation's rights (Cassandra's MODIFY is also what deletes).
+ERASE_READS = (QUARANTINE_TABLE, ERASURE_LOG_TABLE)
+ERASE_WRITES = (EVENTS_TABLE, QUARANTINE_TABLE, CHANGED_WINDOWS_TABLE, ERASED_USERS_TABLE,
+                ERASURE_LOG_TABLE)  # fmt: skip
 # The aggregation's index privileges on <index>*: what the job itself checks before it starts.
 AGGREGATE_INDEX_PRIVILEGES = INDEX_PRIVILEGES
 
@@ -72,10 +83,13 @@ def kafka_acls(topic: str, group_prefix: str, stream: str | None = None) -> list
 def stream_grants(
     keyspace: str, role: str | None = None, tables: tuple[str, ...] = STREAM_WRITES
 ) -> list[str]:
-    """CQL grants of the stream (``role``: another role with the stream's rights, on
+    """CQL grants of the stream (``role``: another role with the stream's rights, writing
     ``tables``)."""
     grantee = role or STREAM.cassandra
-    return [f"GRANT MODIFY ON TABLE {keyspace}.{table} TO {grantee}" for table in tables]
+    return [
+        *(f"GRANT SELECT ON TABLE {keyspace}.{table} TO {grantee}" for table in STREAM_READS),
+        *(f"GRANT MODIFY ON TABLE {keyspace}.{table} TO {grantee}" for table in tables),
+    ]
 
 
 def aggregate_grants(keyspace: str, role: str | None = None) -> list[str]:
@@ -83,6 +97,16 @@ def aggregate_grants(keyspace: str, role: str | None = None) -> list[str]:
     return [
         *(f"GRANT SELECT ON TABLE {keyspace}.{table} TO {grantee}" for table in AGGREGATE_READS),
         *(f"GRANT MODIFY ON TABLE {keyspace}.{table} TO {grantee}" for table in AGGREGATE_WRITES),
+    ]
+
+
+def erase_grants(keyspace: str, role: str | None = None) -> list[str]:
+    """The aggregation's grants, then what erasing adds (README shows the additions)."""
+    grantee = role or ERASE.cassandra
+    return [
+        *aggregate_grants(keyspace, grantee),
+        *(f"GRANT SELECT ON TABLE {keyspace}.{table} TO {grantee}" for table in ERASE_READS),
+        *(f"GRANT MODIFY ON TABLE {keyspace}.{table} TO {grantee}" for table in ERASE_WRITES),
     ]
 
 

@@ -7,7 +7,7 @@ or the first ``stackctl up --secure``, then reused):
                                certs/cassandra.jks for Cassandra
     passwords.json             every user's password, and the servers' own key store password
     <user>.env                 the variables each user's clients need: stream.env,
-                               aggregate.env, generate.env, admin.env (mode 600)
+                               aggregate.env, erase.env, generate.env, admin.env (mode 600)
     conf/, data/               the secured servers' configuration and data (see layout.Layout)
 
 Users: ``admin`` (bootstrap and operators: superuser everywhere; Elasticsearch's is its built-in
@@ -47,8 +47,9 @@ class User:
 ADMIN = User("admin", "admin", "admin", "elastic")
 STREAM = User("stream", "clickstream_stream", "clickstream_stream", None)
 AGGREGATE = User("aggregate", None, "clickstream_aggregate", "clickstream_aggregate")
+ERASE = User("erase", None, "clickstream_erase", "clickstream_erase")
 GENERATE = User("generate", "clickstream_generate", None, None)
-USERS = (ADMIN, STREAM, AGGREGATE, GENERATE)
+USERS = (ADMIN, STREAM, AGGREGATE, ERASE, GENERATE)
 # Inside the broker: the controller listener authenticates brokers by certificate (mutual TLS).
 KAFKA_BROKER_PRINCIPAL = "User:CN=kafka"
 

@@ -15,7 +15,7 @@ from clickstream_spark.elastic import es_client
 from clickstream_spark.kafka_clients import librdkafka_config
 from stacklib import StackError, permissions
 from stacklib.probes import DEFAULT_SUPERUSER
-from stacklib.secure import ADMIN, AGGREGATE, STREAM, SecureFiles
+from stacklib.secure import ADMIN, AGGREGATE, ERASE, STREAM, SecureFiles
 
 TIMEOUT_S = 30
 
@@ -66,7 +66,12 @@ def grant_jobs(config: Config, session: Any, topic: str, keyspace: str) -> None:
     bootstrap), as bootstrap grants them on the configured ones: for a test's or a bench's own
     topic and keyspace. ``session``: a Cassandra session of the admin."""
     grant_kafka(config, permissions.kafka_acls(topic, config.kafka.group_id_prefix))
-    for grant in [*permissions.stream_grants(keyspace), *permissions.aggregate_grants(keyspace)]:
+    grants = [
+        *permissions.stream_grants(keyspace),
+        *permissions.aggregate_grants(keyspace),
+        *permissions.erase_grants(keyspace),
+    ]
+    for grant in grants:
         session.execute(grant, timeout=TIMEOUT_S)
 
 
@@ -135,6 +140,7 @@ def secure_cassandra(config: Config, files: SecureFiles) -> list[str]:
     jobs = (
         (STREAM, permissions.stream_grants(keyspace)),
         (AGGREGATE, permissions.aggregate_grants(keyspace)),
+        (ERASE, permissions.erase_grants(keyspace)),
     )
     session = _cassandra_session(config.cassandra)
     try:
@@ -144,7 +150,8 @@ def secure_cassandra(config: Config, files: SecureFiles) -> list[str]:
         raise StackError(f"cassandra: cannot create the jobs' roles: {exc}") from None
     finally:
         session.cluster.shutdown()
-    return [f"roles {STREAM.cassandra} and {AGGREGATE.cassandra} with their grants on {keyspace}"]
+    names = ", ".join(str(user.cassandra) for user, _ in jobs)
+    return [f"roles {names} with their grants on {keyspace}"]
 
 
 # --- Elasticsearch ------------------------------------------------------------------------------
@@ -161,13 +168,14 @@ def secure_elasticsearch(config: Config, files: SecureFiles) -> list[str]:
     role and user."""
     with es_client(config.elasticsearch, request_timeout=TIMEOUT_S) as es:
         es.security.change_password(username=ADMIN.elasticsearch, password=files.password(ADMIN))
-        grant_elasticsearch(
-            es,
-            AGGREGATE.elasticsearch,
-            files.password(AGGREGATE),
-            permissions.aggregate_role(config.elasticsearch.index),
-        )
+        for user in (AGGREGATE, ERASE):  # erasure re-publishes through the aggregation's path
+            grant_elasticsearch(
+                es,
+                str(user.elasticsearch),
+                files.password(user),
+                permissions.aggregate_role(config.elasticsearch.index),
+            )
     return [
-        f"superuser {ADMIN.elasticsearch}'s password set; user and role "
-        f"{AGGREGATE.elasticsearch} on {config.elasticsearch.index}*"
+        f"superuser {ADMIN.elasticsearch}'s password set; users and roles "
+        f"{AGGREGATE.elasticsearch}, {ERASE.elasticsearch} on {config.elasticsearch.index}*"
     ]

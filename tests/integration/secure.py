@@ -18,7 +18,7 @@ import pytest
 from cassandra.cluster import Session
 from elasticsearch import Elasticsearch
 from stacklib.layout import Layout
-from stacklib.secure import AGGREGATE, GENERATE, STREAM, USERS, SecureFiles, User
+from stacklib.secure import AGGREGATE, ERASE, GENERATE, STREAM, USERS, SecureFiles, User
 from stacklib.secure_bootstrap import grant_cassandra, grant_elasticsearch, grant_jobs
 
 from clickstream_spark.config import Config
@@ -60,6 +60,7 @@ def run_as_job_users(pipeline: Pipeline) -> None:
         "generate": user_env(GENERATE),
         "stream": user_env(STREAM),
         "aggregate": user_env(AGGREGATE),
+        "erase": user_env(ERASE),
     }
 
 

@@ -31,6 +31,8 @@ from tests.integration.pipeline import (
     StreamRun,
     assert_cassandra_matches,
     assert_same_metrics,
+    cassandra_events,
+    expected_events,
     kill_hard,
     published,
     reference_documents,
@@ -252,3 +254,18 @@ def test_the_stream_user_cannot_write_the_topic(secured: Secured, config: Config
     producer.produce(secured.pipeline.topic, value=b"{}")
     producer.flush(30)
     assert [err.code() for err in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+
+
+def test_the_erasure_user_erases_a_user_and_republishes(
+    secured: Secured, cassandra: Session, es: Elasticsearch
+) -> None:
+    # Last in the module: it changes the pipeline the tests above read.
+    pipeline = secured.pipeline
+    user = next(m["event"]["user_id"] for m in secured.sent if m["event"] is not None)
+    kept = [m for m in secured.sent if m["event"] is None or m["event"]["user_id"] != user]
+
+    output = pipeline.run("erase", "--user-id", user)
+
+    assert "1 user(s), 1 with stored data, 0 unknown" in output
+    assert cassandra_events(cassandra, pipeline.keyspace) == expected_events(kept)
+    assert_same_metrics(published(es, pipeline.alias), reference_documents(kept))

@@ -9,6 +9,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from clickstream_spark.erasure.erased_users import mark_erased
 from clickstream_spark.ingest.batch import BatchSummary, _count, _Counts
 from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES
 from clickstream_spark.ingest.parse import parse_kafka
@@ -74,11 +75,12 @@ def test_the_counts_of_a_batch_come_from_one_scan(spark: SparkSession) -> None:
     kafka = spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA)
     parsed = parse_kafka(kafka, read_at=read_at, oversized_raw=False)
     hour = dt.datetime(2026, 1, 1)
-    assert _count(parsed) == _Counts(
+    assert _count(mark_erased(parsed, None)) == _Counts(
         offsets={0: (5, 7), 1: (40, 40)},
         oversized_spans={0: (6, 6)},
         rows=4,
         valid=2,
+        erased=0,
         oversized=1,
         windows=[
             ("hour", hour - dt.timedelta(hours=1)),
@@ -91,12 +93,55 @@ def test_the_counts_of_a_batch_come_from_one_scan(spark: SparkSession) -> None:
     )
 
 
+def test_events_of_erased_users_are_counted_and_mark_no_window(spark: SparkSession) -> None:
+    # u1's two events are erased, and the bad message that names u1; u2's event at 01:45 is
+    # stored and marks its windows; the bad message naming nobody stays bad.
+    rows = [
+        (b"k", VALID.replace(b"00:00:00Z", b"00:10:00Z"), "t", 0, 5, dt.datetime(2026, 1, 1)),
+        (b"k", VALID, "t", 0, 6, dt.datetime(2026, 1, 1)),
+        (b"k", b"{", "t", 0, 7, dt.datetime(2026, 1, 1)),
+        (b"k", VALID.replace(b'"u1"', b'"u2"').replace(b"00:00:00Z", b"01:45:00Z"), "t", 1, 40,
+         dt.datetime(2026, 1, 1)),
+        (b"k", b'{"user_id": "u1", "url": ', "t", 1, 41, dt.datetime(2026, 1, 1)),
+    ]  # fmt: skip
+    read_at = F.lit(dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+    parsed = parse_kafka(spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA), read_at=read_at)
+    erased = spark.createDataFrame([("u1",), ("u9",)], "user_id string")
+
+    marked = mark_erased(parsed, erased)
+
+    assert marked.columns == [*parsed.columns, "erased"]
+    flags = {(r["offset"], r["user_id"], r["erased"]) for r in marked.collect()}
+    assert flags == {
+        (5, "u1", True),
+        (6, "u1", True),
+        (7, None, False),
+        (40, "u2", False),
+        (41, None, True),
+    }
+    hour = dt.datetime(2026, 1, 1, 1)
+    assert _count(marked) == _Counts(
+        offsets={0: (5, 7), 1: (40, 41)},
+        oversized_spans={},
+        rows=5,
+        valid=1,
+        erased=3,
+        oversized=0,
+        windows=[
+            ("hour", hour),
+            ("hour", hour + dt.timedelta(hours=1)),
+            ("day", dt.datetime(2026, 1, 1)),
+        ],
+    )
+
+
 def test_batch_summary_line() -> None:
-    summary = BatchSummary(7, {1: (10, 19), 0: (0, 4)}, 15, 12, 3, 4, 2.345)
+    summary = BatchSummary(7, {1: (10, 19), 0: (0, 4)}, 15, 11, 3, 4, 2.345, erased=1)
     assert summary.line() == (
-        "batch 7: offsets [p0:0-4 p1:10-19] rows 15 valid 12 quarantined 3 windows 4 in 2.3s"
+        "batch 7: offsets [p0:0-4 p1:10-19] rows 15 valid 11 quarantined 3 erased 1 windows 4 "
+        "in 2.3s"
     )
     empty = BatchSummary(8, {}, 0, 0, 0, 0, 0.1)
     assert empty.line() == (
-        "batch 8: offsets [none] rows 0 valid 0 quarantined 0 windows 0 in 0.1s"
+        "batch 8: offsets [none] rows 0 valid 0 quarantined 0 erased 0 windows 0 in 0.1s"
     )

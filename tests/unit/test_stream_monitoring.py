@@ -18,12 +18,13 @@ from clickstream_spark.schema import INGEST_HISTORY_SCHEMA, PARSED_SCHEMA
 SUMMARY = BatchSummary(
     batch_id=3,
     offsets={0: (0, 9)},
-    rows=10,
+    rows=11,
     valid=6,
     quarantined=4,
     windows=2,
     seconds=1.5,
     by_reason={"malformed_json": 3, "missing_or_bad:url": 1},
+    erased=1,
 )
 
 
@@ -54,10 +55,11 @@ def test_history_row_holds_the_batch_summary(spark: SparkSession) -> None:
             NO_QUERY,  # written outside a streaming query
             3,
             batch_time,
-            10,
+            11,
             6,
             4,
             {"malformed_json": 3, "missing_or_bad:url": 1},
+            1,
             2,
             1.5,
         )
@@ -122,8 +124,9 @@ def test_a_batch_counts_once_its_progress_is_reported() -> None:
 
     after = samples(metrics)
     assert after["clickstream_ingest_batches_total"] == 1
-    assert after["clickstream_ingest_rows_read_total"] == 10
+    assert after["clickstream_ingest_rows_read_total"] == 11
     assert after["clickstream_ingest_rows_valid_total"] == 6
+    assert after["clickstream_ingest_rows_erased_total"] == 1
     assert after['clickstream_ingest_rows_quarantined_total{reason="malformed_json"}'] == 3
     assert after['clickstream_ingest_rows_quarantined_total{reason="missing_or_bad:url"}'] == 1
     assert after['clickstream_ingest_rows_quarantined_total{reason="empty_value"}'] == 0
