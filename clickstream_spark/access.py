@@ -17,6 +17,8 @@ from clickstream_spark.config import Config
 Store = Literal["kafka", "cassandra", "elasticsearch"]
 Kind = Literal["credentials", "permission", "tls"]
 
+_PY_CONNECT = "Unable to connect to any servers"  # the Python Cassandra driver's NoHostAvailable
+
 # Each rule: every marker must appear in the failure's text (its whole JVM cause chain, or a
 # Python client's error); the first matching rule wins. The server's own words are quoted from the
 # last marker on, or where the rule's pattern finds them.
@@ -34,6 +36,14 @@ _RULES: tuple[tuple[Store, Kind, tuple[str, ...], str | None], ...] = (
     ("cassandra", "permission", ("permission on <",), r"User \S+ has no \w+ permission on <[^>]*>"),
     ("cassandra", "tls", ("com.datastax", "SSLHandshakeException"), None),
     ("cassandra", "tls", ("Cassandra", "SSLHandshakeException"), None),
+    # The Python driver's, at connect: one error per contact point.
+    ("cassandra", "credentials", (_PY_CONNECT, "AuthenticationFailed"), None),
+    (
+        "cassandra",
+        "tls",
+        (_PY_CONNECT, "CERTIFICATE_VERIFY_FAILED"),
+        r"certificate verify failed: [^(\n']*",
+    ),
     ("elasticsearch", "credentials", ("returned [401",), None),  # ES-Hadoop
     ("elasticsearch", "credentials", ("AuthenticationException(401",), None),  # Python client
     ("elasticsearch", "permission", ("returned [403",), None),

@@ -25,8 +25,10 @@ _KNOWN_CAUSES = (
     # moment Cassandra died): its own connection errors and its shaded Netty's channel errors.
     ("com.datastax.oss.driver.api.core.connection.", "Cassandra is unreachable"),
     ("com.datastax.oss.driver.shaded.netty.channel.", "Cassandra is unreachable"),
-    # The Python driver's (the aggregation's lease and records).
+    # The Python driver's (the aggregation's lease and records, the stream's erased users):
+    # at connect, and on a request once every node is down.
     ("Unable to connect to any servers", "Cassandra is unreachable"),
+    ("Unable to complete the operation against any hosts", "Cassandra is unreachable"),
     ("EsHadoopNoNodesLeftException", "Elasticsearch is unreachable"),
     ("Cannot detect ES version", "Elasticsearch is unreachable"),
     ("Connection refused", "a server refused the connection"),
@@ -131,6 +133,8 @@ def _describe(exc: BaseException, config: Config | None = None) -> str:
     first = embedded or first_line(text) or type(exc).__name__
     if len(first) > 600:  # room for a refused access: server, user, what to fix, and why
         first = first[:600] + "..."
+    if cause and first.startswith(f"{cause}:"):  # ours may say it already
+        cause = None
     return f"{cause}: {first}" if cause else first
 
 

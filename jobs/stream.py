@@ -22,7 +22,7 @@ from clickstream_spark.cli import (
 )
 from clickstream_spark.config import ConfigError, with_overrides
 from clickstream_spark.ingest.prometheus import serve_metrics
-from clickstream_spark.ingest.query import cql_session_of_stream, start_ingest
+from clickstream_spark.ingest.query import check_tables, cql_session_of_stream, start_ingest
 from clickstream_spark.session import check_master, stream_conf, wait_for_executors
 
 log = logging.getLogger("clickstream.stream")
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_executors(spark, config.spark.start_timeout_seconds)
         metrics = serve_metrics(spark, config)
         on_batch = metrics.batch_written if metrics else None
+        check_tables(spark, config)  # through the connector, whose errors name what to fix
         session = cql_session_of_stream(config)
         try:
             query = start_ingest(

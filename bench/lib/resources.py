@@ -51,6 +51,8 @@ class Bench:
             "CLICKSTREAM_CASSANDRA_KEYSPACE": keyspace,
             "CLICKSTREAM_STREAM_CHECKPOINT": str(checkpoint),
             "CLICKSTREAM_SPARK_EVENT_LOG_DIR": str(self.work / "spark-events"),
+            # The generated day is fixed (PERIOD_START), so older than the default 365 days.
+            "CLICKSTREAM_STREAM_MAX_EVENT_AGE_DAYS": "36500",
             "PYTHONUNBUFFERED": "1",
         }
 

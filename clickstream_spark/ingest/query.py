@@ -84,9 +84,12 @@ def cql_session_of_stream(config: Config) -> Session:
     try:
         return cql_session(config.cassandra)
     except Exception as exc:
+        refused = explain(exc, config)
+        if refused:
+            raise SinkError(refused) from exc
         raise SinkError(
             f"Cassandra is unreachable: no node answers at {config.cassandra.endpoints}: "
-            f"{explain(exc, config) or root_cause_line(exc)}"
+            f"{root_cause_line(exc)}"
         ) from exc
 
 
@@ -124,11 +127,10 @@ def start_ingest(
     available_now: bool,
     on_batch: Callable[[BatchSummary], None] | None = None,
 ) -> StreamingQuery:
-    """Start the named query: Kafka -> parse -> foreachBatch(write_batch), once
-    :func:`check_tables` found every table it writes; ``on_batch`` gets each batch's summary.
+    """Start the named query: Kafka -> parse -> foreachBatch(write_batch); ``on_batch`` gets
+    each batch's summary. Call :func:`check_tables` first.
 
     ``session`` (CQL) reads the erased users before each micro-batch."""
-    check_tables(spark, config)
     checkpoint = config.resolve_path(config.stream.checkpoint)
     if checkpoint_has_progress(spark, checkpoint):
         log.info("resuming from the offsets in checkpoint %s", checkpoint)
@@ -153,7 +155,15 @@ def start_ingest(
     erased = erased_users(spark, config, session)
 
     def write(frame: DataFrame, batch_id: int) -> None:
-        summary = write_batch(frame, batch_id, config, erased.refresh())
+        try:
+            erased_now = erased.refresh()
+        except Exception as exc:
+            raise SinkError(
+                f"micro-batch {batch_id} not written to Cassandra at {config.cassandra.endpoints} "
+                f"({config.cassandra.keyspace}.{ERASED_USERS_TABLE}; the next start replays "
+                f"it): {explain(exc, config) or root_cause_line(exc)}"
+            ) from exc
+        summary = write_batch(frame, batch_id, config, erased_now)
         if on_batch is not None:
             on_batch(summary)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import ssl
 from pathlib import Path
 
 import elastic_transport
@@ -11,6 +13,7 @@ from pyspark.sql import SparkSession
 
 from clickstream_spark.aggregate.publish import PublishError
 from clickstream_spark.cli import load_or_exit, one_line
+from clickstream_spark.config import Config
 from clickstream_spark.errors import SinkError, StartError
 
 # The shape of a stream's error when foreachBatch raised (pyspark 3.5, abridged from a real run
@@ -189,3 +192,49 @@ def test_a_stopped_context_says_where_to_look() -> None:
         "the Spark application was stopped (the reason is in the log above; at start, --master is "
         "often not a Spark master's URL): java.lang.IllegalStateException: Cannot call methods"
     )
+
+
+def _python_driver_error(error: Exception) -> Exception:
+    from cassandra.cluster import NoHostAvailable
+
+    return NoHostAvailable("Unable to connect to any servers", {"10.0.0.1:9042": error})
+
+
+def test_the_python_driver_refusing_credentials_names_cassandra_and_the_variables(
+    config: Config,
+) -> None:
+    from cassandra import AuthenticationFailed
+
+    anonymous = dataclasses.replace(config.cassandra, username=None, password=None)
+    refused = _python_driver_error(AuthenticationFailed("Remote end requires authentication"))
+    assert one_line(refused, dataclasses.replace(config, cassandra=anonymous)) == (
+        f"Cassandra at {config.cassandra.endpoints} refused a client without credentials: wrong "
+        "or missing credentials (check CASSANDRA_USERNAME and CASSANDRA_PASSWORD): "
+        "AuthenticationFailed('Remote end requires authentication')})"
+    )
+
+
+def test_the_python_driver_distrusting_a_certificate_names_cassandra_not_elasticsearch(
+    config: Config,
+) -> None:
+    untrusted = ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate"
+    )
+    assert one_line(_python_driver_error(untrusted), config) == (
+        f"Cassandra at {config.cassandra.endpoints}: its TLS certificate is not trusted (set "
+        "CASSANDRA_SSL_CA to the PEM file of the CA that signed it): certificate verify failed: "
+        "self-signed certificate"
+    )
+
+
+def test_a_request_with_every_node_down_names_cassandra_once() -> None:
+    from cassandra.cluster import NoHostAvailable
+
+    down = NoHostAvailable("Unable to complete the operation against any hosts", {})
+    message = (
+        "micro-batch 3 not written to Cassandra at 10.0.0.1:9042 (clickstream.erased_users; the "
+        f"next start replays it): NoHostAvailable: {down}"
+    )
+    assert one_line(SinkError(message)) == f"Cassandra is unreachable: {message}"
+    said = f"Cassandra is unreachable: no node answers at 10.0.0.1:9042: {down}"
+    assert one_line(SinkError(said)) == said
