@@ -98,6 +98,9 @@ def erase_one(
     started = time.monotonic()
     output = _job([*spark_args, "jobs/erase.py", "--user-id", user], env, timeout)
     seconds = time.monotonic() - started
+    for line in output.splitlines():  # its own lines (the log's carry a level)
+        if line.startswith(("erasure ", "hour windows", "day windows")):
+            say(f"  erase.py: {line}")
     deleted = re.search(
         r"deleted (\d+) events and (\d+) quarantined messages; (\d+) windows", output
     )

@@ -74,13 +74,17 @@ class Bench:
         )
         self.session = cluster.connect()
 
-    def create_topic(self) -> None:
+    def create_topic(self, settings: dict[str, str] | None = None) -> None:
+        """The run's topic (``settings``: topic configs, e.g. ``message.timestamp.type``)."""
         from confluent_kafka.admin import AdminClient, NewTopic
 
         kafka = self.config.kafka
         admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
         topic = NewTopic(
-            self.topic, num_partitions=TOPIC_PARTITIONS, replication_factor=kafka.replication_factor
+            self.topic,
+            num_partitions=TOPIC_PARTITIONS,
+            replication_factor=kafka.replication_factor,
+            config=settings or {},
         )
         for future in admin.create_topics([topic], operation_timeout=30).values():
             future.result()
