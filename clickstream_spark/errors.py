@@ -42,8 +42,13 @@ def first_line(text: str) -> str:
 
 
 def root_cause_line(exc: BaseException) -> str:
-    """The first line of the JVM root cause of ``exc`` (or of ``exc`` itself), for a message."""
-    return first_line(jvm_root_cause(exc) or str(exc)) or type(exc).__name__
+    """``Class: message`` (its first line) of the JVM root cause of ``exc``, or of ``exc`` itself
+    (a Python error's text often omits its class: the Cassandra driver's NoHostAvailable)."""
+    jvm = jvm_root_cause(exc)
+    if jvm is not None:
+        return first_line(jvm) or type(exc).__name__
+    message = first_line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 class ErasureError(RuntimeError):

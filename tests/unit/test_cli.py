@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from clickstream_spark.aggregate.publish import PublishError
 from clickstream_spark.cli import load_or_exit, one_line
 from clickstream_spark.config import Config
-from clickstream_spark.errors import SinkError, StartError
+from clickstream_spark.errors import SinkError, StartError, root_cause_line
 
 # The shape of a stream's error when foreachBatch raised (pyspark 3.5, abridged from a real run
 # with Cassandra killed): the Python traceback is the message of the JVM's root cause.
@@ -231,9 +231,10 @@ def test_a_request_with_every_node_down_names_cassandra_once() -> None:
     from cassandra.cluster import NoHostAvailable
 
     down = NoHostAvailable("Unable to complete the operation against any hosts", {})
+    assert root_cause_line(down) == f"NoHostAvailable: {down}"  # its text omits its class
     message = (
         "micro-batch 3 not written to Cassandra at 10.0.0.1:9042 (clickstream.erased_users; the "
-        f"next start replays it): NoHostAvailable: {down}"
+        f"next start replays it): {root_cause_line(down)}"
     )
     assert one_line(SinkError(message)) == f"Cassandra is unreachable: {message}"
     said = f"Cassandra is unreachable: no node answers at 10.0.0.1:9042: {down}"
