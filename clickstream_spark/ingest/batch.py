@@ -115,13 +115,17 @@ class _MicroBatch:
         try:
             append_to_table(frame, self.config, table, options)
         except Exception as exc:
-            cassandra = self.config.cassandra
-            refused = explain(exc, self.config)
-            raise SinkError(
-                f"micro-batch {self.batch_id} not written to Cassandra at {cassandra.endpoints} "
-                f"({cassandra.keyspace}.{table}; the next start replays it): "
-                f"{refused or root_cause_line(exc)}"
-            ) from exc
+            raise not_written(self.config, self.batch_id, table, exc) from exc
+
+
+def not_written(config: Config, batch_id: int, table: str, exc: BaseException) -> SinkError:
+    """The error of a micro-batch that failed at ``table``: Cassandra, its hosts, the cause."""
+    cassandra = config.cassandra
+    return SinkError(
+        f"micro-batch {batch_id} not written to Cassandra at {cassandra.endpoints} "
+        f"({cassandra.keyspace}.{table}; the next start replays it): "
+        f"{explain(exc, config) or root_cause_line(exc)}"
+    )
 
 
 def write_batch(

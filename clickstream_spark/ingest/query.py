@@ -16,7 +16,7 @@ from clickstream_spark.config import Config, StreamConfig
 from clickstream_spark.cql import cql_session
 from clickstream_spark.erasure.erased_users import ErasedUsers
 from clickstream_spark.errors import SinkError, root_cause_line
-from clickstream_spark.ingest.batch import BatchSummary, write_batch
+from clickstream_spark.ingest.batch import BatchSummary, not_written, write_batch
 from clickstream_spark.ingest.event_time import EventTimeLimits
 from clickstream_spark.ingest.parse import parse_kafka
 from clickstream_spark.ingest.source import kafka_source
@@ -158,11 +158,7 @@ def start_ingest(
         try:
             erased_now = erased.refresh()
         except Exception as exc:
-            raise SinkError(
-                f"micro-batch {batch_id} not written to Cassandra at {config.cassandra.endpoints} "
-                f"({config.cassandra.keyspace}.{ERASED_USERS_TABLE}; the next start replays "
-                f"it): {explain(exc, config) or root_cause_line(exc)}"
-            ) from exc
+            raise not_written(config, batch_id, ERASED_USERS_TABLE, exc) from exc
         summary = write_batch(frame, batch_id, config, erased_now)
         if on_batch is not None:
             on_batch(summary)
