@@ -70,6 +70,23 @@ if [[ ! -f $jars_dir/.packages || $(cat "$jars_dir/.packages") != "$package_set"
     did+=(spark-packages)
 fi
 
+# The JVM event parser (jvm/src, ingest/native.py): compiled against the installed pyspark's jars
+# into the same folder, so that every job and the tests load it with the connectors.
+native_jar=$jars_dir/clickstream-native.jar
+native_sources=$(find jvm/src -name '*.java' | sort)
+if [[ ! -f $native_jar ]] || [[ -n $(find jvm/src -name '*.java' -newer "$native_jar") ]]; then
+    command -v javac >/dev/null || die "javac not found on PATH: a JDK $JAVA_MAJOR is required (it builds jvm/src)"
+    say "building the JVM event parser into $native_jar"
+    classes=$(mktemp -d)
+    pyspark_jars=$(.venv/bin/python -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent / "jars")')
+    # shellcheck disable=SC2086
+    javac -nowarn --release "$JAVA_MAJOR" -encoding UTF-8 -cp "$pyspark_jars/*" -d "$classes" $native_sources \
+        || die "compiling jvm/src failed"
+    jar cf "$native_jar.tmp" -C "$classes" . && mv "$native_jar.tmp" "$native_jar"
+    rm -rf "$classes"
+    did+=(jvm-parser)
+fi
+
 elapsed=$(($(date +%s) - started))
 if ((${#did[@]} == 0)); then
     say "nothing to do: Python environment, servers and Spark packages are up to date (${elapsed}s)"

@@ -1,8 +1,10 @@
 """Kafka rows → parsed messages in Spark: the event contract run over Arrow batches.
 
-:func:`parse_kafka` sends each partition's message values through
-:func:`clickstream_spark.ingest.contract.classify_batch` with ``mapInArrow`` (no pandas on either
-side), so the stream gives exactly the verdicts of the plain ``classify``. :func:`valid_events`
+:func:`parse_kafka` lets the JVM decide the common event shape
+(:mod:`clickstream_spark.ingest.native`, which answers only what ``classify`` would) and sends
+every other message value through :func:`clickstream_spark.ingest.contract.classify_batch` with
+``mapInArrow`` (no pandas on either side), so the stream gives exactly the verdicts of the plain
+``classify``. :func:`valid_events`
 and :func:`quarantine_rows` select the two outputs; messages over the size limit can instead be
 decided natively and quarantined straight from Kafka (:func:`oversized_quarantine`).
 
@@ -28,7 +30,14 @@ from clickstream_spark.ingest.contract import (
     Reason,
     classify_batch,
 )
-from clickstream_spark.ingest.event_time import DEFAULT_EVENT_TIME_LIMITS, EventTimeLimits
+from clickstream_spark.ingest.event_time import (
+    DEFAULT_EVENT_TIME_LIMITS,
+    MAX_TIMESTAMP_US,
+    MIN_TIMESTAMP_US,
+    ONE_US,
+    EventTimeLimits,
+)
+from clickstream_spark.ingest.native import with_native_verdicts
 from clickstream_spark.schema import EVENT_SCHEMA, OPTIONAL_FIELDS, PARSED_SCHEMA
 
 # Rows per Arrow batch between the JVM and the Python parser (the stream sets
@@ -150,8 +159,19 @@ def parse_kafka(
             F.col("read_at_us"),
             *(F.col(name) for name in _COORDINATES),
         )
-    mapped = source.mapInArrow(_classifier(limits), _mapped_schema())
-    return mapped.select(
+    first_us, last_us = _accepted_us(F.col("read_at_us"), limits)
+    decided = with_native_verdicts(source, first_us, last_us)
+    nothing = F.lit(None).cast("string")
+    native = decided.filter(F.col("native")).select(
+        nothing.alias("reason"),
+        *(F.col(f"native_event.{name}") for name, _ in CLASSIFIED_FIELDS[1:-2]),
+        nothing.alias("raw_value"),
+        nothing.alias("raw_encoding"),
+        *(F.col(name) for name in _COORDINATES),
+    )
+    to_python = decided.filter(~F.col("native")).drop("native", "native_event")
+    mapped = to_python.mapInArrow(_classifier(limits), _mapped_schema())
+    return native.unionByName(mapped).select(
         F.col("row_key"),
         F.col("user_id"),
         F.timestamp_micros(F.col("timestamp_us")).alias("timestamp"),
@@ -161,6 +181,14 @@ def parse_kafka(
         F.col("raw_value"),
         F.col("raw_encoding"),
         *(F.col(name) for name in _COORDINATES),
+    )
+
+
+def _accepted_us(read_at_us: Column, limits: EventTimeLimits) -> tuple[Column, Column]:
+    """:meth:`EventTimeLimits.accepted_us` as columns."""
+    return (
+        F.greatest(F.lit(MIN_TIMESTAMP_US), read_at_us - limits.max_age // ONE_US),
+        F.least(F.lit(MAX_TIMESTAMP_US), read_at_us + limits.max_lead // ONE_US),
     )
 
 
