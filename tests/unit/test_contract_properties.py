@@ -942,14 +942,9 @@ def test_only_whitespace_is_empty_whatever_its_size() -> None:
 # --- the same inside Spark -----------------------------------------------------------------------
 
 
-def hostile_batch(size: int) -> list[bytes | None]:
-    """``size`` messages drawn from :func:`messages`, the same every run (no shrinking: a batch).
-
-    Each is checked against the reference on the way (unshrunk; the property above shrinks).
-    """
-    batch: list[bytes | None] = []
-
-    @settings(
+def batch_settings(size: int) -> settings:
+    """Draw ``size`` examples once, the same every run, for a batch (no shrinking)."""
+    return settings(
         max_examples=size,
         derandomize=True,
         database=None,
@@ -957,6 +952,16 @@ def hostile_batch(size: int) -> list[bytes | None]:
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
+
+
+def hostile_batch(size: int) -> list[bytes | None]:
+    """``size`` messages drawn from :func:`messages`, the same every run (no shrinking: a batch).
+
+    Each is checked against the reference on the way (unshrunk; the property above shrinks).
+    """
+    batch: list[bytes | None] = []
+
+    @batch_settings(size)
     @given(messages())
     def collect(message: Message) -> None:
         assert as_ref(classify(message.value, *ANY_TIME)) == reference(message.value, ANY_TIME), (

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -36,6 +36,7 @@ from tests.unit.test_contract_properties import (
     Moment,
     _accepted,
     _moments,
+    batch_settings,
     events,
     messages,
     render,
@@ -192,14 +193,7 @@ def _draw(size: int) -> list[tuple[bytes | None, Moment]]:
     run (a batch: no shrinking)."""
     drawn: list[tuple[bytes | None, Moment]] = []
 
-    @settings(
-        max_examples=size,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @batch_settings(size)
     @given(
         st.one_of(
             events().map(lambda e: render(e.members, e.ws)), messages().map(lambda m: m.value)
