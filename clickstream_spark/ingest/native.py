@@ -27,8 +27,10 @@ _FUNCTION = "clickstream_native_event"
 # What the function returns: the EVENT_FIELDS, the timestamp as epoch microseconds.
 NATIVE_EVENT = StructType(
     [
-        StructField("timestamp_us" if name == "timestamp" else name, t, True)
-        for name, t in ((n, LongType() if n == "timestamp" else StringType()) for n in EVENT_FIELDS)
+        StructField("timestamp_us", LongType())
+        if name == "timestamp"
+        else StructField(name, StringType())
+        for name in EVENT_FIELDS
     ]
 )
 
