@@ -89,7 +89,7 @@ fi
 
 elapsed=$(($(date +%s) - started))
 if ((${#did[@]} == 0)); then
-    say "nothing to do: Python environment, servers and Spark packages are up to date (${elapsed}s)"
+    say "nothing to do: Python environment, servers, Spark packages and the JVM event parser are up to date (${elapsed}s)"
 else
     say "done in ${elapsed}s (${did[*]})"
 fi

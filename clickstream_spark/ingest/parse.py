@@ -37,7 +37,7 @@ from clickstream_spark.ingest.event_time import (
     ONE_US,
     EventTimeLimits,
 )
-from clickstream_spark.ingest.native import with_native_verdicts
+from clickstream_spark.ingest.native import NATIVE_EVENT, with_native_verdicts
 from clickstream_spark.schema import EVENT_SCHEMA, OPTIONAL_FIELDS, PARSED_SCHEMA
 
 # Rows per Arrow batch between the JVM and the Python parser (the stream sets
@@ -164,7 +164,7 @@ def parse_kafka(
     nothing = F.lit(None).cast("string")
     native = decided.filter(F.col("native")).select(
         nothing.alias("reason"),
-        *(F.col(f"native_event.{name}") for name, _ in CLASSIFIED_FIELDS[1:-2]),
+        *(F.col(f"native_event.{name}") for name in NATIVE_EVENT.fieldNames()),
         nothing.alias("raw_value"),
         nothing.alias("raw_encoding"),
         *(F.col(name) for name in _COORDINATES),

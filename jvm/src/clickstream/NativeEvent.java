@@ -1,5 +1,6 @@
 package clickstream;
 
+import java.nio.charset.StandardCharsets;
 import java.time.DateTimeException;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
@@ -141,7 +142,7 @@ public final class NativeEvent implements UDF3<byte[], Long, Long, Row> {
         }
 
         private String text(int f) {
-            return new String(b, starts[f], ends[f] - starts[f], java.nio.charset.StandardCharsets.UTF_8);
+            return new String(b, starts[f], ends[f] - starts[f], StandardCharsets.UTF_8);
         }
 
         private void ws() {
@@ -228,14 +229,14 @@ public final class NativeEvent implements UDF3<byte[], Long, Long, Row> {
             int start = i;
             byte kind;
             byte c = b[i];
+            int end;
             if (c == '"') {
                 start = ++i;
                 if (!string()) {
                     return false;
                 }
                 kind = STRING;
-                record(f, kind, start, i - 1);
-                return true;
+                end = i - 1; // the text without its quotes
             } else if (c == '-' || (c >= '0' && c <= '9')) {
                 if (c == '-') {
                     i++;
@@ -254,14 +255,17 @@ public final class NativeEvent implements UDF3<byte[], Long, Long, Row> {
                     return false; // a fraction, an exponent or a leading zero
                 }
                 kind = INTEGER;
+                end = i;
             } else if (literal("null")) {
                 kind = NULL;
+                end = i;
             } else if (literal("true") || literal("false")) {
                 kind = OTHER;
+                end = i;
             } else {
                 return false;
             }
-            record(f, kind, start, i);
+            record(f, kind, start, end);
             return true;
         }
 
