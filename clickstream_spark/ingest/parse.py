@@ -10,7 +10,8 @@ decided natively and quarantined straight from Kafka (:func:`oversized_quarantin
 
 Event times are judged against the moment the messages are read: in a stream,
 ``current_timestamp()`` of the micro-batch, which Spark records in the checkpoint's offset log, so
-a replayed micro-batch is judged as it was the first time.
+a replayed micro-batch is judged as it was the first time. That moment, and the quarantine's
+``ingested_at``, are :func:`uncompiled`: the same Java code then serves every micro-batch.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def parse_kafka(
     ``ARROW_BATCH_ROWS x MAX_MESSAGE_BYTES`` whatever producers send) and their rows carry the
     reason without a raw copy; :func:`oversized_quarantine` writes those from Kafka.
     """
-    moment = F.current_timestamp() if read_at is None else read_at
+    moment = uncompiled(F.current_timestamp() if read_at is None else read_at)
     source = _kafka_columns(kafka).withColumn("read_at_us", F.unix_micros(moment))
     if not oversized_raw:
         fits = F.col("value").isNull() | (F.length("value") <= MAX_MESSAGE_BYTES)
@@ -182,6 +183,19 @@ def parse_kafka(
         F.col("raw_encoding"),
         *(F.col(name) for name in _COORDINATES),
     )
+
+
+def uncompiled(value: Column) -> Column:
+    """``value``, evaluated by Spark's interpreter instead of in the Java code it generates.
+
+    For values that change with every micro-batch (its moment): Spark writes a timestamp literal
+    into the generated code, so each micro-batch would compile new classes, which the JVM then
+    runs interpreted until its JIT has compiled them again (bench/README.md, "Ingest: one code
+    for every micro-batch"). Spark 3.5 generates no code for a higher-order function
+    (``CodegenFallback``): the generated code refers to it and stays the same. A few ns a row;
+    test_ingest holds micro-batches after the first to no compilation.
+    """
+    return F.aggregate(F.array().cast("array<int>"), value, lambda moment, _: moment)
 
 
 def _accepted_us(read_at_us: Column, limits: EventTimeLimits) -> tuple[Column, Column]:
@@ -230,8 +244,7 @@ def raw_left_out() -> Column:
 def quarantine_rows(parsed: DataFrame, ingested_at_col: Column) -> DataFrame:
     """The bad messages of :func:`parse_kafka`'s output, as QUARANTINE_SCHEMA rows.
 
-    ``ingested_at_col`` is usually ``F.current_timestamp()`` (fixed per micro-batch); it is a
-    parameter so that tests can pin it.
+    ``ingested_at_col`` is one moment for the whole micro-batch (:func:`uncompiled` here).
     """
     # A message whose raw copy was left out gets its row from oversized_quarantine.
     bad = F.col("reason").isNotNull() & ~raw_left_out()
@@ -243,7 +256,7 @@ def quarantine_rows(parsed: DataFrame, ingested_at_col: Column) -> DataFrame:
         F.col("raw_encoding"),
         F.col("reason"),
         F.col("kafka_timestamp"),
-        ingested_at_col.alias("ingested_at"),
+        uncompiled(ingested_at_col).alias("ingested_at"),
     )
 
 
@@ -253,5 +266,6 @@ __all__ = [
     "parse_kafka",
     "quarantine_rows",
     "raw_left_out",
+    "uncompiled",
     "valid_events",
 ]

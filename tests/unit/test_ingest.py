@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pyspark.sql import functions as F
 from clickstream_spark.erasure.erased_users import mark_erased
 from clickstream_spark.ingest.batch import BatchSummary, _count, _Counts
 from clickstream_spark.ingest.contract import MAX_MESSAGE_BYTES
-from clickstream_spark.ingest.parse import parse_kafka
+from clickstream_spark.ingest.parse import parse_kafka, quarantine_rows, valid_events
 from clickstream_spark.ingest.query import OBSERVATION_NAME, observed
 from clickstream_spark.schema import KAFKA_SOURCE_SCHEMA
 
@@ -57,6 +58,47 @@ def test_observed_counts_reach_the_streaming_progress(spark: SparkSession, tmp_p
         "valid": 1,
         "quarantined": 3,
     }
+
+
+def test_micro_batches_after_the_first_compile_no_code(spark: SparkSession, tmp_path: Path) -> None:
+    # Each micro-batch has its own moment (the read moment, the quarantine's ingested_at): were it
+    # written into the generated Java, every micro-batch would compile new classes.
+    compilations = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
+    now = dt.datetime.now(dt.UTC)
+    for part in range(3):
+        rows = [
+            (b"k", _event_at(now - dt.timedelta(minutes=part)), "t", 0, 2 * part, now),
+            (b"k", b"not json", "t", 1, 2 * part + 1, now),
+        ]
+        frame = spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA).coalesce(1)
+        frame.write.mode("append").parquet(str(tmp_path / "in"))
+    source = (
+        spark.readStream.schema(KAFKA_SOURCE_SCHEMA)
+        .option("maxFilesPerTrigger", 1)
+        .parquet(str(tmp_path / "in"))
+    )
+    written: list[tuple[int, int]] = []
+    compiled: list[int] = []  # by the end of each micro-batch, since Spark started
+
+    def sink(batch: DataFrame, _batch_id: int) -> None:
+        batch.persist()
+        events = valid_events(batch).count()
+        bad = quarantine_rows(batch, F.lit(dt.datetime.now(dt.UTC))).count()
+        batch.unpersist()
+        written.append((events, bad))
+        compiled.append(compilations.METRIC_COMPILATION_TIME().getCount())
+
+    query = (
+        observed(parse_kafka(source))
+        .writeStream.foreachBatch(sink)
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination(120)
+
+    assert written == [(1, 1)] * 3
+    assert [later - earlier for earlier, later in itertools.pairwise(compiled)] == [0, 0]
 
 
 def test_the_counts_of_a_batch_come_from_one_scan(spark: SparkSession) -> None:
