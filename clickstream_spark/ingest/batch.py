@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from clickstream_spark.access import explain
@@ -21,15 +21,15 @@ from clickstream_spark.config import Config
 from clickstream_spark.erasure.erased_users import mark_erased
 from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.events_table import to_table_rows
-from clickstream_spark.ingest.history import history_row, reason_counts
+from clickstream_spark.ingest.history import QUERY_ID_PROPERTY
 from clickstream_spark.ingest.parse import (
     oversized_quarantine,
     quarantine_rows,
     raw_left_out,
     valid_events,
 )
+from clickstream_spark.ingest.records import BatchRecords
 from clickstream_spark.ingest.source import kafka_range
-from clickstream_spark.schema import CHANGED_WINDOWS_SCHEMA
 from clickstream_spark.tables import (
     CHANGED_WINDOWS_TABLE,
     EVENTS_TABLE,
@@ -37,7 +37,7 @@ from clickstream_spark.tables import (
     QUARANTINE_TABLE,
     append_to_table,
 )
-from clickstream_spark.windows import WindowKind, touched_hours, windows_of_hours
+from clickstream_spark.windows import Window, touched_hours, windows_of_hours
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ class _Counts:
     valid: int  # to store: erased users' events excluded
     erased: int
     oversized: int
-    windows: list[tuple[WindowKind, dt.datetime]]
+    windows: list[Window]
+    by_reason: dict[str, int]  # reason -> bad messages, erased users' excluded
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class _MicroBatch:
 
     spark: SparkSession
     config: Config
+    records: BatchRecords
     batch_id: int
     ingested_at: dt.datetime  # naive UTC: the same in every row the micro-batch writes
 
@@ -117,6 +119,12 @@ class _MicroBatch:
         except Exception as exc:
             raise not_written(self.config, self.batch_id, table, exc) from exc
 
+    def mark_windows(self, windows: list[Window]) -> None:
+        try:
+            self.records.mark_windows(windows, self.ingested_at, self.batch_id)
+        except Exception as exc:
+            raise not_written(self.config, self.batch_id, CHANGED_WINDOWS_TABLE, exc) from exc
+
 
 def not_written(config: Config, batch_id: int, table: str, exc: BaseException) -> SinkError:
     """The error of a micro-batch that failed at ``table``: Cassandra, its hosts, the cause."""
@@ -129,7 +137,11 @@ def not_written(config: Config, batch_id: int, table: str, exc: BaseException) -
 
 
 def write_batch(
-    parsed: DataFrame, batch_id: int, config: Config, erased: DataFrame | None = None
+    parsed: DataFrame,
+    batch_id: int,
+    config: Config,
+    records: BatchRecords,
+    erased: DataFrame | None = None,
 ) -> BatchSummary:
     """Write one micro-batch of parsed messages: events, quarantine, then changed windows.
 
@@ -138,13 +150,13 @@ def write_batch(
 
     The events write is the batch's first action: each task parses its Kafka rows once, fills
     the cache and writes to Cassandra, so the Python parser and the connector's asynchronous
-    writes overlap. One scan of the cache then counts and finds the changed windows, and the
-    quarantine reads it too. Windows are marked last: an aggregation that sees a mark is then
-    sure to see its events.
+    writes overlap. One scan of the cache then counts (by reason too) and finds the changed
+    windows, and the quarantine reads it too. Windows are marked last, through ``records``: an
+    aggregation that sees a mark is then sure to see its events.
     """
     started = time.monotonic()
     ingested_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    micro = _MicroBatch(parsed.sparkSession, config, batch_id, ingested_at)
+    micro = _MicroBatch(parsed.sparkSession, config, records, batch_id, ingested_at)
     batch = mark_erased(parsed, erased).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         micro.step("parse and write events")
@@ -161,12 +173,7 @@ def write_batch(
             micro.step(f"quarantine {counts.oversized} oversized from Kafka")
             _quarantine_oversized(micro, counts.oversized_spans)
         if counts.windows:
-            micro.step(f"mark {len(counts.windows)} windows")
-            _mark_windows(micro, counts.windows)
-        by_reason = {}
-        if counts.rows > counts.valid + counts.erased:
-            micro.step("count quarantined by reason")
-            by_reason = reason_counts(kept)
+            micro.mark_windows(counts.windows)
     finally:
         batch.unpersist()
         micro.spark.sparkContext.setJobDescription(None)
@@ -179,7 +186,7 @@ def write_batch(
         quarantined=counts.rows - counts.valid - counts.erased,
         windows=len(counts.windows),
         seconds=time.monotonic() - started,
-        by_reason=by_reason,
+        by_reason=counts.by_reason,
         erased=counts.erased,
     )
     _record_history(micro, summary)
@@ -188,13 +195,13 @@ def write_batch(
 
 
 def _count(batch: DataFrame) -> _Counts:
-    """Counts, offsets and changed windows of a micro-batch, in one aggregation per partition
-    (``batch``: marked by :func:`mark_erased`)."""
+    """Counts, offsets, reasons and changed windows of a micro-batch, in one aggregation per
+    Kafka partition and reason (``batch``: marked by :func:`mark_erased`)."""
     is_valid = F.col("reason").isNull()
     to_store = is_valid & ~F.col("erased")
     left_out = raw_left_out()
-    per_partition = (
-        batch.groupBy("partition")
+    groups = (
+        batch.groupBy("partition", "reason")
         .agg(
             F.min("offset").alias("first"),
             F.max("offset").alias("last"),
@@ -208,19 +215,32 @@ def _count(batch: DataFrame) -> _Counts:
         )
         .collect()
     )
+    by_reason: dict[str, int] = {}
+    for group in groups:
+        if group["reason"] is not None and group["rows"] > group["erased"]:
+            by_reason[group["reason"]] = (
+                by_reason.get(group["reason"], 0) + group["rows"] - group["erased"]
+            )
     return _Counts(
-        offsets={r["partition"]: (r["first"], r["last"]) for r in per_partition},
-        oversized_spans={
-            r["partition"]: (r["first_oversized"], r["last_oversized"])
-            for r in per_partition
-            if r["oversized"]
-        },
-        rows=sum(r["rows"] for r in per_partition),
-        valid=sum(r["valid"] for r in per_partition),
-        erased=sum(r["erased"] for r in per_partition),
-        oversized=sum(r["oversized"] for r in per_partition),
-        windows=windows_of_hours(hour for r in per_partition for hour in r["hours"]),
+        offsets=_spans(groups, "first", "last", "rows"),
+        oversized_spans=_spans(groups, "first_oversized", "last_oversized", "oversized"),
+        rows=sum(g["rows"] for g in groups),
+        valid=sum(g["valid"] for g in groups),
+        erased=sum(g["erased"] for g in groups),
+        oversized=sum(g["oversized"] for g in groups),
+        windows=windows_of_hours(hour for g in groups for hour in g["hours"]),
+        by_reason=by_reason,
     )
+
+
+def _spans(groups: list[Row], first: str, last: str, count: str) -> dict[int, tuple[int, int]]:
+    """partition -> (least ``first``, greatest ``last``) over the groups that ``count`` some."""
+    spans: dict[int, tuple[int, int]] = {}
+    for group in groups:
+        if group[count]:
+            a, b = spans.get(group["partition"], (group[first], group[last]))
+            spans[group["partition"]] = (min(a, group[first]), max(b, group[last]))
+    return spans
 
 
 def _quarantine_oversized(micro: _MicroBatch, spans: dict[int, tuple[int, int]]) -> None:
@@ -233,16 +253,8 @@ def _quarantine_oversized(micro: _MicroBatch, spans: dict[int, tuple[int, int]])
 
 def _record_history(micro: _MicroBatch, summary: BatchSummary) -> None:
     """Last: the batch's row in the ingest history, once everything it counts is written."""
-    micro.step("record in ingest history")
+    query_id = micro.spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
     try:
-        micro.write(history_row(micro.spark, summary, micro.ingested_at), INGEST_HISTORY_TABLE)
-    finally:
-        micro.spark.sparkContext.setJobDescription(None)
-
-
-def _mark_windows(micro: _MicroBatch, windows: list[tuple[WindowKind, dt.datetime]]) -> None:
-    marks = micro.spark.createDataFrame(
-        [(kind, start, micro.ingested_at, micro.batch_id) for kind, start in windows],
-        CHANGED_WINDOWS_SCHEMA,
-    )
-    micro.write(marks, CHANGED_WINDOWS_TABLE)
+        micro.records.record(summary, micro.ingested_at, query_id)
+    except Exception as exc:
+        raise not_written(micro.config, micro.batch_id, INGEST_HISTORY_TABLE, exc) from exc

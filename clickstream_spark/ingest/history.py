@@ -1,18 +1,14 @@
 """The stream's ingest history: what each micro-batch read, wrote and quarantined, by reason.
 
 One row per micro-batch in ``clickstream.ingest_history`` (conf/cassandra/40-ingest-history.cql),
-for operators and for the report's data-quality chart.
+for operators and for the report's data-quality chart; :mod:`clickstream_spark.ingest.records`
+writes it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
-
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-
-from clickstream_spark.schema import INGEST_HISTORY_SCHEMA
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from clickstream_spark.ingest.batch import BatchSummary
@@ -24,18 +20,14 @@ QUERY_ID_PROPERTY = "sql.streaming.queryId"
 NO_QUERY = "none"
 
 
-def reason_counts(parsed: DataFrame) -> dict[str, int]:
-    """reason -> how many messages of a parsed micro-batch were quarantined for it."""
-    rows = parsed.where(F.col("reason").isNotNull()).groupBy("reason").count().collect()
-    return {row["reason"]: row["count"] for row in rows}
-
-
-def history_row(spark: SparkSession, summary: BatchSummary, batch_time: dt.datetime) -> DataFrame:
-    """The ingest_history row of one micro-batch (``batch_time``: naive UTC)."""
-    query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY) or NO_QUERY
-    row = (
+def history_values(
+    summary: BatchSummary, batch_time: dt.datetime, query_id: str | None
+) -> tuple[Any, ...]:
+    """The ingest_history row of one micro-batch, in INGEST_HISTORY_SCHEMA's order
+    (``batch_time``: naive UTC; ``query_id``: None outside a streaming query)."""
+    return (
         batch_time.date(),
-        query_id,
+        query_id or NO_QUERY,
         summary.batch_id,
         batch_time,
         summary.rows,
@@ -46,4 +38,3 @@ def history_row(spark: SparkSession, summary: BatchSummary, batch_time: dt.datet
         summary.windows,
         summary.seconds,
     )
-    return spark.createDataFrame([row], INGEST_HISTORY_SCHEMA)

@@ -19,6 +19,7 @@ from clickstream_spark.errors import SinkError, root_cause_line
 from clickstream_spark.ingest.batch import BatchSummary, not_written, write_batch
 from clickstream_spark.ingest.event_time import EventTimeLimits
 from clickstream_spark.ingest.parse import parse_kafka
+from clickstream_spark.ingest.records import BatchRecords
 from clickstream_spark.ingest.source import kafka_source
 from clickstream_spark.tables import (
     CHANGED_WINDOWS_TABLE,
@@ -112,6 +113,20 @@ def erased_users(spark: SparkSession, config: Config, session: Session) -> Erase
     return erased
 
 
+def batch_records(config: Config, session: Session) -> BatchRecords:
+    """The statements that write each micro-batch's window marks and history row, prepared now:
+    tables the stream cannot write stop it at start."""
+    try:
+        return BatchRecords(session, config)
+    except Exception as exc:
+        keyspace = config.cassandra.keyspace
+        raise SinkError(
+            f"cannot prepare the writes to {keyspace}.{CHANGED_WINDOWS_TABLE} and "
+            f"{keyspace}.{INGEST_HISTORY_TABLE} in Cassandra at {config.cassandra.endpoints}: "
+            f"{explain(exc, config) or root_cause_line(exc)}"
+        ) from exc
+
+
 def checkpoint_has_progress(spark: SparkSession, checkpoint: str) -> bool:
     """Whether a query already committed offsets in ``checkpoint`` (any Hadoop file system)."""
     jvm = spark.sparkContext._jvm
@@ -153,13 +168,14 @@ def start_ingest(
     parsed = observed(parse_kafka(kafka_source(spark, config), limits, oversized_raw=False))
 
     erased = erased_users(spark, config, session)
+    records = batch_records(config, session)
 
     def write(frame: DataFrame, batch_id: int) -> None:
         try:
             erased_now = erased.refresh()
         except Exception as exc:
             raise not_written(config, batch_id, ERASED_USERS_TABLE, exc) from exc
-        summary = write_batch(frame, batch_id, config, erased_now)
+        summary = write_batch(frame, batch_id, config, records, erased_now)
         if on_batch is not None:
             on_batch(summary)
 

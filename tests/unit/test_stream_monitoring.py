@@ -6,14 +6,13 @@ import datetime as dt
 
 import pytest
 from prometheus_client import generate_latest
-from pyspark.sql import SparkSession
 
 from clickstream_spark.config import ConfigError, load_config, with_overrides
 from clickstream_spark.ingest.batch import BatchSummary
 from clickstream_spark.ingest.contract import REASONS
-from clickstream_spark.ingest.history import NO_QUERY, history_row, reason_counts
+from clickstream_spark.ingest.history import NO_QUERY, history_values
 from clickstream_spark.ingest.prometheus import IngestMetrics
-from clickstream_spark.schema import INGEST_HISTORY_SCHEMA, PARSED_SCHEMA
+from clickstream_spark.schema import INGEST_HISTORY_SCHEMA
 
 SUMMARY = BatchSummary(
     batch_id=3,
@@ -28,42 +27,24 @@ SUMMARY = BatchSummary(
 )
 
 
-def parsed_rows(reasons: list[str | None]) -> list[tuple]:
-    """PARSED_SCHEMA rows with these reasons (None: a valid event); other columns null."""
-    width = len(PARSED_SCHEMA.fields)
-    at = PARSED_SCHEMA.fieldNames().index("reason")
-    return [tuple(reason if i == at else None for i in range(width)) for reason in reasons]
-
-
-def test_reason_counts_count_each_reason_of_the_bad_messages(spark: SparkSession) -> None:
-    reasons = [None, "malformed_json", None, "malformed_json", "too_large", "missing_or_bad:url"]
-    parsed = spark.createDataFrame(parsed_rows(reasons), PARSED_SCHEMA)
-
-    assert reason_counts(parsed) == {"malformed_json": 2, "too_large": 1, "missing_or_bad:url": 1}
-    assert reason_counts(parsed.where("reason IS NULL")) == {}
-
-
-def test_history_row_holds_the_batch_summary(spark: SparkSession) -> None:
+def test_history_values_hold_the_batch_summary() -> None:
     batch_time = dt.datetime(2026, 3, 14, 23, 59, 58, 123000)
 
-    row = history_row(spark, SUMMARY, batch_time)
-
-    assert row.schema == INGEST_HISTORY_SCHEMA
-    assert [tuple(r) for r in row.collect()] == [
-        (
-            dt.date(2026, 3, 14),
-            NO_QUERY,  # written outside a streaming query
-            3,
-            batch_time,
-            11,
-            6,
-            4,
-            {"malformed_json": 3, "missing_or_bad:url": 1},
-            1,
-            2,
-            1.5,
-        )
-    ]
+    assert history_values(SUMMARY, batch_time, None) == (
+        dt.date(2026, 3, 14),
+        NO_QUERY,  # written outside a streaming query
+        3,
+        batch_time,
+        11,
+        6,
+        4,
+        {"malformed_json": 3, "missing_or_bad:url": 1},
+        1,
+        2,
+        1.5,
+    )
+    assert len(history_values(SUMMARY, batch_time, "q")) == len(INGEST_HISTORY_SCHEMA.fields)
+    assert history_values(SUMMARY, batch_time, "q")[1] == "q"
 
 
 class Clock:
