@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 from clickstream_spark.erasure.erased_users import mark_erased
 from clickstream_spark.ingest.batch import BatchSummary, _count, _Counts
@@ -24,6 +26,22 @@ VALID = json.dumps(
 
 def _event_at(moment: dt.datetime) -> bytes:
     return VALID.replace(b"2026-01-01T00:00:00Z", moment.isoformat().encode())
+
+
+def _drain(
+    source: DataFrame, sink: Callable[[DataFrame, int], None], checkpoint: Path
+) -> StreamingQuery:
+    """The stream's query shape over ``source`` (observed, parsed, foreachBatch), run until it
+    has read everything."""
+    query = (
+        observed(parse_kafka(source))
+        .writeStream.foreachBatch(sink)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination(120)
+    return query
 
 
 def test_observed_counts_reach_the_streaming_progress(spark: SparkSession, tmp_path: Path) -> None:
@@ -43,14 +61,7 @@ def test_observed_counts_reach_the_streaming_progress(spark: SparkSession, tmp_p
     def sink(batch: DataFrame, _batch_id: int) -> None:
         seen.append(batch.count())
 
-    query = (
-        observed(parse_kafka(source))
-        .writeStream.foreachBatch(sink)
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start()
-    )
-    query.awaitTermination(120)
+    query = _drain(source, sink, tmp_path / "checkpoint")
     progress = next(p for p in query.recentProgress if p["numInputRows"] > 0)
     assert seen == [4]
     assert progress["observedMetrics"][OBSERVATION_NAME] == {
@@ -88,14 +99,7 @@ def test_micro_batches_after_the_first_compile_no_code(spark: SparkSession, tmp_
         written.append((events, bad))
         compiled.append(compilations.METRIC_COMPILATION_TIME().getCount())
 
-    query = (
-        observed(parse_kafka(source))
-        .writeStream.foreachBatch(sink)
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start()
-    )
-    query.awaitTermination(120)
+    _drain(source, sink, tmp_path / "checkpoint")
 
     assert written == [(1, 1)] * 3
     assert [later - earlier for earlier, later in itertools.pairwise(compiled)] == [0, 0]
