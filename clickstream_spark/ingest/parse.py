@@ -192,8 +192,9 @@ def uncompiled(value: Column) -> Column:
     into the generated code, so each micro-batch would compile new classes, which the JVM then
     runs interpreted until its JIT has compiled them again (bench/README.md, "Ingest: one code
     for every micro-batch"). Spark 3.5 generates no code for a higher-order function
-    (``CodegenFallback``): the generated code refers to it and stays the same. A few ns a row;
-    test_ingest holds micro-batches after the first to no compilation.
+    (``CodegenFallback``): the generated code refers to it and stays the same. Evaluated per row,
+    it costs the parse yardstick about 10 % (measured, same bench/README.md section); test_ingest
+    holds micro-batches after the first to no compilation.
     """
     return F.aggregate(F.array().cast("array<int>"), value, lambda moment, _: moment)
 
